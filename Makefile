@@ -1,0 +1,31 @@
+# Two commands on a fresh machine: `make run` and `make test`.
+VENV := .venv
+PY := $(VENV)/bin/python
+SIP ?= 127.0.0.1:5060
+HTTP ?= 127.0.0.1:8080
+DATA ?= var
+FLOWS ?= flows
+
+.PHONY: run test bootstrap lint typecheck unit bench clean
+
+bootstrap:
+	@bash scripts/bootstrap.sh
+
+run: bootstrap
+	$(VENV)/bin/ivr serve --sip $(SIP) --http $(HTTP) --data $(DATA) --flows $(FLOWS)
+
+lint: bootstrap
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: bootstrap
+	$(VENV)/bin/mypy
+
+test: bootstrap lint typecheck
+	$(PY) -m pytest -q -p no:cacheprovider
+
+bench: bootstrap
+	$(PY) bench/media_load.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
