@@ -1,0 +1,156 @@
+"""The composition root: builds and wires every part of one engine.
+
+Nothing else constructs long-lived objects. ``Engine(config).start()`` binds
+SIP (UDP+TCP), the RTP port pool, the shared media clock and the HTTP API;
+``stop()`` hangs up every call (BYE) and closes everything. ``run_forever``
+adds SIGINT/SIGTERM handling for the CLI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+from media.prompts.audio import load_audio
+from media.sip.useragent import UserAgent
+from prometheus_client.core import CounterMetricFamily
+
+from engine.calls import Application, CallManager
+from engine.config import EngineConfig
+from engine.greeting import GreetingApplication
+from engine.http import HttpServer, build_app
+from engine.metrics import EngineMetrics
+from media.rtp.clock import MediaClock
+from media.rtp.endpoint import RtpPortPool
+from media.session import MediaTotals
+from media.sip.service import SipService
+
+log = structlog.get_logger("engine.app")
+
+GREETING = "prompts/greeting.wav"
+
+
+@dataclass
+class _SipCounters:
+    """Reads the UA's message counters for /metrics at scrape time."""
+
+    engine: Engine
+    name: str = "callcore_sip_messages"
+    documentation: str = "SIP messages received and sent: requests by method, responses by class"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def collect(self) -> Any:
+        fam = CounterMetricFamily(self.name, self.documentation, labels=["direction", "kind"])
+        for (direction, kind), count in sorted(self.engine.sip.ua.counters.items()):
+            fam.add_metric([direction, kind], count)
+        yield fam
+        rtp = CounterMetricFamily(
+            "callcore_rtp_packets",
+            "RTP packets: in, out, late, lost, dropped (wrong source), malformed",
+            labels=["kind"],
+        )
+        t = self.engine.totals
+        for kind in ("in", "out", "late", "lost", "dropped", "malformed"):
+            value = {"in": t.packets_in, "out": t.packets_out}.get(kind, getattr(t, kind, 0))
+            rtp.add_metric([kind], value)
+        yield rtp
+
+
+class Engine:
+    """One running engine (see module docstring)."""
+
+    def __init__(self, config: EngineConfig, application: Application | None = None) -> None:
+        self.config = config
+        self.rng = random.Random()
+        self.metrics = EngineMetrics()
+        self.totals = MediaTotals()
+        self.ua = UserAgent(local_host=config.sip_host, local_port=config.sip_port, rng=self.rng)
+        self.sip = SipService(self.ua, self._on_sip_event)
+        self._application = application
+        self.calls: CallManager | None = None
+        self.clock: MediaClock | None = None
+        self.http: HttpServer | None = None
+        self.metrics.registry.register(_SipCounters(self))  # type: ignore[arg-type]
+
+    def _on_sip_event(self, event: Any) -> None:
+        if self.calls is not None:
+            self.calls.on_event(event)
+
+    def _default_application(self) -> Application:
+        path = self.config.flows_dir / GREETING
+        return GreetingApplication(load_audio(path))
+
+    async def start(self) -> None:
+        """Bind every socket and start serving."""
+        cfg = self.config
+        loop = asyncio.get_running_loop()
+        application = self._application or self._default_application()
+        await self.sip.start(cfg.sip_host, cfg.sip_port)
+        # The UA must advertise the port actually bound (port 0 in tests).
+        self.ua.local_port = self.sip.port
+        self.clock = MediaClock(loop, on_lateness=self.metrics.tick_lateness.observe)
+        capture_dir = cfg.data_dir / "captures" if cfg.capture else None
+        if capture_dir is not None:
+            capture_dir.mkdir(parents=True, exist_ok=True)
+        self.calls = CallManager(
+            sip=self.sip,
+            ports=RtpPortPool(cfg.sip_host, cfg.rtp_low, cfg.rtp_high, self.rng),
+            clock=self.clock,
+            metrics=self.metrics,
+            totals=self.totals,
+            application=application,
+            rng=self.rng,
+            codecs=cfg.codecs,
+            ring_seconds=cfg.ring_seconds,
+            jitter_ms=cfg.jitter_ms,
+            capture_dir=capture_dir,
+            max_calls=cfg.max_calls,
+        )
+        self.http = HttpServer(build_app(self.metrics, self.health), cfg.http_host, cfg.http_port)
+        await self.http.start()
+        log.info(
+            "engine.started",
+            sip=f"{self.sip.host}:{self.sip.port}",
+            http=f"{cfg.http_host}:{self.http.port}",
+            rtp=f"{cfg.rtp_low}-{cfg.rtp_high}",
+            data=str(cfg.data_dir),
+        )
+
+    def health(self) -> dict[str, Any]:
+        calls = self.calls
+        return {
+            "status": "ok" if calls is not None else "starting",
+            "calls_active": len(calls.legs) if calls else 0,
+            "sip": f"{self.sip.host}:{self.sip.port}",
+            "media_streams": self.clock.members() if self.clock else 0,
+        }
+
+    async def stop(self) -> None:
+        """Hang up every call (BYE), wait briefly for answers, close all sockets."""
+        if self.calls is not None:
+            await self.calls.shutdown(self.config.shutdown_grace)
+        if self.clock is not None:
+            self.clock.close()
+        if self.http is not None:
+            await self.http.stop()
+        await self.sip.close()
+        log.info("engine.stopped")
+
+
+async def run_forever(config: EngineConfig) -> None:
+    """Run until SIGINT or SIGTERM, then stop cleanly."""
+    Path(config.data_dir).mkdir(parents=True, exist_ok=True)
+    engine = Engine(config)
+    await engine.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("engine.stopping", calls=len(engine.calls.legs) if engine.calls else 0)
+    await engine.stop()

@@ -1,0 +1,95 @@
+"""Engine configuration: defaults < environment < command line, in one place.
+
+Each field says what it is for. ``EngineConfig.from_env`` reads ``CALLCORE_*``
+variables over the defaults; the CLI then overrides what it was given.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+DEFAULT_SOUNDS = Path("/usr/share/asterisk/sounds/en")
+
+
+def parse_hostport(text: str, *, what: str) -> tuple[str, int]:
+    """``"127.0.0.1:5060"`` -> ``("127.0.0.1", 5060)``, with an error naming ``what``."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{what}: expected HOST:PORT (e.g. 127.0.0.1:5060), got {text!r}")
+    return host.strip("[]"), int(port)
+
+
+def parse_range(text: str, *, what: str) -> tuple[int, int]:
+    """``"20000-30000"`` -> ``(20000, 30000)``, with an error naming ``what``."""
+    low, sep, high = text.partition("-")
+    if not sep or not low.isdigit() or not high.isdigit() or int(low) >= int(high):
+        raise ValueError(f"{what}: expected LOW-HIGH (e.g. 20000-30000), got {text!r}")
+    return int(low), int(high)
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Everything the composition root needs to start an engine."""
+
+    sip_host: str = "127.0.0.1"
+    """Address the SIP UDP and TCP listeners bind to (and advertise in Contact/SDP)."""
+    sip_port: int = 5060
+    """SIP port (UDP and TCP); 0 picks a free one (tests)."""
+    http_host: str = "127.0.0.1"
+    """Address of the HTTP API (/health, /metrics)."""
+    http_port: int = 8080
+    """HTTP port; 0 picks a free one."""
+    rtp_low: int = 20000
+    """First port of the RTP range (even ports carry RTP, odd RTCP)."""
+    rtp_high: int = 30000
+    """End of the RTP range (exclusive)."""
+    data_dir: Path = Path("var")
+    """Where captures, recordings, the database and caches live."""
+    flows_dir: Path = Path("flows")
+    """Folder of the YAML flows and their prompts."""
+    sounds_dirs: tuple[Path, ...] = field(default_factory=lambda: (DEFAULT_SOUNDS,))
+    """Where ``sound:NAME`` prompts are looked up (after ``flows/prompts``)."""
+    ring_seconds: float = 0.0
+    """How long to send 180 Ringing before answering (0 answers at once)."""
+    codecs: tuple[str, ...] = ("PCMU", "PCMA")
+    """Codecs we accept, in no particular order (the offerer's order wins)."""
+    jitter_ms: int = 60
+    """Receive jitter buffer depth."""
+    capture: bool = True
+    """Write each call's received/sent audio to ``data_dir/captures``."""
+    max_calls: int = 2000
+    """Calls beyond this are refused with 503 and Retry-After."""
+    shutdown_grace: float = 3.0
+    """Seconds to wait for BYE answers on shutdown."""
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> EngineConfig:
+        """Defaults overridden by ``CALLCORE_<FIELD>`` environment variables."""
+        env = dict(os.environ if env is None else env)
+        cfg = cls()
+        changes: dict[str, object] = {}
+        for f in fields(cls):
+            raw = env.get(f"CALLCORE_{f.name.upper()}")
+            if raw is None:
+                continue
+            current = getattr(cfg, f.name)
+            try:
+                if isinstance(current, bool):
+                    changes[f.name] = raw.lower() in ("1", "true", "yes", "on")
+                elif isinstance(current, int):
+                    changes[f.name] = int(raw)
+                elif isinstance(current, float):
+                    changes[f.name] = float(raw)
+                elif isinstance(current, Path):
+                    changes[f.name] = Path(raw)
+                elif isinstance(current, tuple):
+                    items = [x for x in raw.split(",") if x]
+                    is_paths = current and isinstance(current[0], Path)
+                    changes[f.name] = tuple(Path(x) for x in items) if is_paths else tuple(items)
+                else:
+                    changes[f.name] = raw
+            except ValueError as exc:
+                raise ValueError(f"CALLCORE_{f.name.upper()}={raw!r}: {exc}") from None
+        return replace(cfg, **changes)  # type: ignore[arg-type]

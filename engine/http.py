@@ -1,0 +1,57 @@
+"""The engine's HTTP API: ``/health`` and Prometheus ``/metrics``.
+
+A thin aiohttp shell: handlers read from the objects the composition root
+passes in and hold no state of their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from engine.metrics import EngineMetrics
+
+HealthProbe = Callable[[], dict[str, Any]]
+
+
+def build_app(metrics: EngineMetrics, health: HealthProbe) -> web.Application:
+    """An aiohttp application serving the engine's read-only endpoints."""
+
+    async def get_health(_request: web.Request) -> web.Response:
+        body = health()
+        status = 200 if body.get("status") == "ok" else 503
+        return web.json_response(body, status=status)
+
+    async def get_metrics(_request: web.Request) -> web.Response:
+        return web.Response(
+            body=metrics.render(),
+            headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
+        )
+
+    app = web.Application()
+    app.router.add_get("/health", get_health)
+    app.router.add_get("/metrics", get_metrics)
+    return app
+
+
+class HttpServer:
+    """Runs the API on ``host:port`` (port 0 picks a free one; see ``port``)."""
+
+    def __init__(self, app: web.Application, host: str, port: int) -> None:
+        self._runner = web.AppRunner(app, access_log=None)
+        self._host = host
+        self._port = port
+        self.port = port
+
+    async def start(self) -> None:
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self._host, self._port)
+        await site.start()
+        server = site._server  # aiohttp exposes no public accessor for the bound port
+        if server is not None and server.sockets:  # type: ignore[union-attr]
+            self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def stop(self) -> None:
+        await self._runner.cleanup()

@@ -1,0 +1,93 @@
+"""The ``ivr`` command line: serve the engine (flow tools join in later issues)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from pathlib import Path
+
+import click
+
+from engine.config import EngineConfig, parse_hostport, parse_range
+
+
+def _hostport(what: str):  # type: ignore[no-untyped-def]
+    def convert(_ctx: click.Context, _param: click.Parameter, value: str | None):  # type: ignore[no-untyped-def]
+        if value is None:
+            return None
+        try:
+            return parse_hostport(value, what=what)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+
+    return convert
+
+
+@click.group()
+@click.option("--log-level", default="info", show_default=True, help="debug, info, warning")
+@click.option(
+    "--json-logs/--console-logs", default=None, help="Log format (default: JSON unless a terminal)"
+)
+@click.pass_context
+def cli(ctx: click.Context, log_level: str, json_logs: bool | None) -> None:
+    """Contact-center voice engine: SIP/RTP core, YAML IVR flows, ACD, recordings."""
+    from engine.logs import configure_logging
+
+    configure_logging(log_level, json=json_logs)
+    ctx.ensure_object(dict)
+
+
+@cli.command()
+@click.option(
+    "--sip", "sip", default=None, callback=_hostport("--sip"), help="SIP listen HOST:PORT (UDP+TCP)"
+)
+@click.option(
+    "--http", "http", default=None, callback=_hostport("--http"), help="HTTP API HOST:PORT"
+)
+@click.option("--data", "data", type=click.Path(path_type=Path), default=None, help="Data folder")
+@click.option(
+    "--flows", "flows", type=click.Path(path_type=Path), default=None, help="Flows folder"
+)
+@click.option("--rtp-ports", default=None, help="RTP port range LOW-HIGH")
+@click.option(
+    "--ring", "ring", type=float, default=None, help="Seconds of 180 Ringing before answer"
+)
+def serve(
+    sip: tuple[str, int] | None,
+    http: tuple[str, int] | None,
+    data: Path | None,
+    flows: Path | None,
+    rtp_ports: str | None,
+    ring: float | None,
+) -> None:
+    """Start the engine in one asyncio process; Ctrl-C / SIGTERM hang up every call and exit."""
+    from engine.app import run_forever
+
+    try:
+        cfg = EngineConfig.from_env()
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    changes: dict[str, object] = {}
+    if sip:
+        changes.update(sip_host=sip[0], sip_port=sip[1])
+    if http:
+        changes.update(http_host=http[0], http_port=http[1])
+    if data is not None:
+        changes["data_dir"] = data
+    if flows is not None:
+        changes["flows_dir"] = flows
+    if ring is not None:
+        changes["ring_seconds"] = ring
+    if rtp_ports:
+        try:
+            low, high = parse_range(rtp_ports, what="--rtp-ports")
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+        changes.update(rtp_low=low, rtp_high=high)
+    cfg = dataclasses.replace(cfg, **changes)  # type: ignore[arg-type]
+    asyncio.run(run_forever(cfg))
+
+
+def main() -> None:
+    """Entry point of the ``ivr`` console script."""
+    cli(obj={})

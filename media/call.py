@@ -1,0 +1,136 @@
+"""One call as an application (the greeting, later the IVR runtime) sees it.
+
+A :class:`Call` is the asyncio face of a SIP dialog plus its media session:
+``await call.play(prompt)``, ``await call.get_digit(timeout)``,
+``call.hangup()``. It holds no protocol logic; signalling goes through the
+:class:`CallControl` the engine passes in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from media.prompts.player import PlaybackFinished
+from media.session import MediaSession
+from media.sip.events import CallRef
+
+
+class CallControl(Protocol):
+    """What a call may ask of the engine's signalling side."""
+
+    def hangup_call(self, ref: CallRef) -> None: ...
+
+
+@dataclass
+class CallInfo:
+    """Who called whom, and when (loop time and wall time)."""
+
+    call_id: str
+    caller: str
+    callee: str
+    remote_addr: tuple[str, int]
+    transport: str
+    started: float
+    started_wall: float
+    digits: list[tuple[float, str, str]] = field(default_factory=list)
+    """(loop time, digit, source) of every digit heard."""
+
+
+class CallHungUp(Exception):
+    """The call ended while the application was waiting on it."""
+
+
+class Call:
+    """The application's handle on one answered call."""
+
+    def __init__(
+        self,
+        ref: CallRef,
+        info: CallInfo,
+        session: MediaSession,
+        control: CallControl,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self.ref = ref
+        self.info = info
+        self.session = session
+        self._control = control
+        self._loop = loop
+        self._digits: asyncio.Queue[str] = asyncio.Queue()
+        self._playing: dict[int, asyncio.Future[bool]] = {}
+        self._next_tag = 0
+        self.ended = asyncio.Event()
+        self.end_reason = ""
+
+    # Called by the engine (media callbacks run on the loop thread).
+    def digit_received(self, digit: str, source: str) -> None:
+        self.info.digits.append((self._loop.time(), digit, source))
+        self.session.player.interrupt()  # barge-in: interruptible prompts stop on a key
+        self._digits.put_nowait(digit)
+
+    def playback_finished(self, event: PlaybackFinished) -> None:
+        tag = event.tag
+        fut = self._playing.pop(tag, None) if isinstance(tag, int) else None
+        if fut is not None and not fut.done():
+            fut.set_result(not event.interrupted)
+
+    def mark_ended(self, reason: str) -> None:
+        self.end_reason = reason
+        self.ended.set()
+        for fut in self._playing.values():
+            if not fut.done():
+                fut.set_exception(CallHungUp(reason))
+        self._playing.clear()
+
+    # The application's API.
+    async def play(
+        self, audio: np.ndarray | Sequence[np.ndarray], *, interruptible: bool = True
+    ) -> bool:
+        """Play audio to the caller; True if it played to the end, False if a digit cut it."""
+        if self.ended.is_set():
+            raise CallHungUp(self.end_reason)
+        items = [audio] if isinstance(audio, np.ndarray) else list(audio)
+        fut: asyncio.Future[bool] = self._loop.create_future()
+        for i, item in enumerate(items):
+            self._next_tag += 1
+            last = i == len(items) - 1
+            tag = self._next_tag
+            self.session.player.enqueue(item, interruptible=interruptible, tag=tag)
+            if last:
+                self._playing[tag] = fut
+        return await fut
+
+    async def get_digit(self, timeout: float | None = None) -> str | None:
+        """The next digit, or None after ``timeout`` seconds; raises CallHungUp on hang-up."""
+        if not self._digits.empty():
+            return self._digits.get_nowait()
+        getter = asyncio.ensure_future(self._digits.get())
+        ended = asyncio.ensure_future(self.ended.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {getter, ended}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            ended.cancel()
+            if not getter.done():
+                getter.cancel()
+        if getter in done:
+            return getter.result()
+        if self.ended.is_set():
+            raise CallHungUp(self.end_reason)
+        return None
+
+    def flush_digits(self) -> None:
+        """Forget digits typed ahead."""
+        while not self._digits.empty():
+            self._digits.get_nowait()
+
+    def hangup(self) -> None:
+        """Send BYE (idempotent)."""
+        if not self.ended.is_set():
+            self._control.hangup_call(self.ref)

@@ -1,0 +1,118 @@
+"""One shared media clock for every outgoing stream in the process.
+
+No thread and no timer per call: a single schedule per packetisation time
+(20 ms, 30 ms) wakes up on absolute deadlines (``start + n * ptime``, so lateness
+never accumulates into drift) and calls every registered stream's ``tick(now)``.
+If the loop falls more than a few periods behind (a stall), the schedule skips
+forward rather than bursting packets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Protocol
+
+import structlog
+
+log = structlog.get_logger("media.rtp.clock")
+
+#: After this many periods of lateness the schedule jumps instead of catching up.
+MAX_CATCH_UP_PERIODS = 3
+
+
+class Ticking(Protocol):
+    """Anything driven by the media clock."""
+
+    def tick(self, now: float) -> None: ...
+
+
+class _Schedule:
+    def __init__(self, clock: MediaClock, period: float) -> None:
+        self.clock = clock
+        self.period = period
+        self.members: dict[int, Ticking] = {}
+        self.handle: asyncio.TimerHandle | None = None
+        self.next_at = 0.0
+        self.late_ticks = 0
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.next_at = loop.time() + self.period
+        self.handle = loop.call_at(self.next_at, self._fire)
+
+    def stop(self) -> None:
+        if self.handle is not None:
+            self.handle.cancel()
+            self.handle = None
+
+    def _fire(self) -> None:
+        loop = self.clock.loop
+        now = loop.time()
+        lateness = now - self.next_at
+        if lateness > self.period * MAX_CATCH_UP_PERIODS:
+            self.late_ticks += 1
+            self.next_at = now
+        for member in list(self.members.values()):
+            try:
+                member.tick(now)
+            except Exception:  # one broken call must never stop the clock of the others
+                log.exception("media.clock.tick_failed", member=repr(member))
+        self.clock.ticks += 1
+        self.clock.on_lateness(lateness)
+        self.next_at += self.period
+        self.handle = loop.call_at(self.next_at, self._fire)
+
+
+class MediaClock:
+    """Drives registered streams every ``ptime`` on the running asyncio loop.
+
+    ``register(obj, ptime_ms)`` returns a key for ``unregister``. Streams of the
+    same ptime share one schedule; a schedule runs only while it has members.
+    ``on_lateness`` (optional) receives each tick's lateness in seconds, for the
+    ``callcore_media_tick_lateness_seconds`` histogram.
+    """
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        on_lateness: Callable[[float], None] | None = None,
+    ) -> None:
+        self.loop = loop
+        self._schedules: dict[int, _Schedule] = {}
+        self._next_key = 0
+        self._keys: dict[int, int] = {}
+        self.ticks = 0
+        self.on_lateness: Callable[[float], None] = on_lateness or (lambda _late: None)
+
+    def register(self, member: Ticking, ptime_ms: int) -> int:
+        """Start calling ``member.tick(now)`` every ``ptime_ms``; returns its key."""
+        schedule = self._schedules.get(ptime_ms)
+        if schedule is None:
+            schedule = self._schedules[ptime_ms] = _Schedule(self, ptime_ms / 1000.0)
+        if not schedule.members:
+            schedule.start(self.loop)
+        self._next_key += 1
+        schedule.members[self._next_key] = member
+        self._keys[self._next_key] = ptime_ms
+        return self._next_key
+
+    def unregister(self, key: int) -> None:
+        """Stop driving the member registered under ``key`` (idempotent)."""
+        ptime = self._keys.pop(key, None)
+        if ptime is None:
+            return
+        schedule = self._schedules[ptime]
+        schedule.members.pop(key, None)
+        if not schedule.members:
+            schedule.stop()
+
+    def members(self) -> int:
+        """How many streams the clock drives now."""
+        return len(self._keys)
+
+    def close(self) -> None:
+        """Stop every schedule."""
+        for schedule in self._schedules.values():
+            schedule.stop()
+            schedule.members.clear()
+        self._keys.clear()

@@ -1,0 +1,141 @@
+"""Asyncio RTP/RTCP sockets and the port pool they come from.
+
+Each call gets an even RTP port and the odd RTCP port above it from a
+configured range. The protocol objects only move datagrams: everything they
+receive goes straight to a sans-I/O consumer (the call's media session).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+log = structlog.get_logger("media.rtp.endpoint")
+
+Addr = tuple[str, int]
+DatagramHandler = Callable[[bytes, Addr], None]
+
+
+class PortRangeExhausted(RuntimeError):
+    """No free even/odd port pair is left in the configured RTP range."""
+
+
+class _Socket(asyncio.DatagramProtocol):
+    def __init__(self, handler: DatagramHandler) -> None:
+        self.handler = handler
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.DatagramTransport)
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.handler(data, (addr[0], addr[1]))
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP port unreachable after the peer hung up: expected, not an error of ours.
+        log.debug("rtp.socket.error", error=str(exc))
+
+
+class RtpEndpoint:
+    """An RTP socket and its RTCP socket (port + 1), bound on ``host``."""
+
+    def __init__(self, host: str, port: int, rtp: _Socket, rtcp: _Socket) -> None:
+        self.host = host
+        self.port = port
+        self._rtp = rtp
+        self._rtcp = rtcp
+
+    def set_handlers(self, on_rtp: DatagramHandler, on_rtcp: DatagramHandler) -> None:
+        """Route received datagrams to the session that owns this endpoint."""
+        self._rtp.handler = on_rtp
+        self._rtcp.handler = on_rtcp
+
+    def send_rtp(self, data: bytes, addr: Addr) -> None:
+        transport = self._rtp.transport
+        if transport is not None:
+            transport.sendto(data, addr)
+
+    def send_rtcp(self, data: bytes, addr: Addr) -> None:
+        transport = self._rtcp.transport
+        if transport is not None:
+            transport.sendto(data, addr)
+
+    def close(self) -> None:
+        for sock in (self._rtp, self._rtcp):
+            if sock.transport is not None:
+                sock.transport.close()
+                sock.transport = None
+
+
+def _drop(_data: bytes, _addr: Addr) -> None:
+    return None
+
+
+class RtpPortPool:
+    """Allocates RTP/RTCP port pairs from ``[low, high)`` on ``host``.
+
+    Ports are tried from a random start so that a port freed by one call is not
+    reused by the next at once (late packets of the old call would latch).
+    A port taken by another process is skipped.
+    """
+
+    def __init__(self, host: str, low: int, high: int, rng: random.Random) -> None:
+        if low % 2:
+            low += 1
+        if high - low < 2:
+            raise ValueError(f"RTP port range {low}-{high} holds no even/odd pair")
+        self.host = host
+        self.low = low
+        self.high = high
+        self._in_use: set[int] = set()
+        self._rng = rng
+
+    @property
+    def in_use(self) -> int:
+        return len(self._in_use)
+
+    @property
+    def capacity(self) -> int:
+        return (self.high - self.low) // 2
+
+    async def open(self) -> RtpEndpoint:
+        """Bind a free pair; raises :class:`PortRangeExhausted` when none is left."""
+        loop = asyncio.get_running_loop()
+        pairs = self.capacity
+        start = self._rng.randrange(pairs)
+        for i in range(pairs):
+            port = self.low + 2 * ((start + i) % pairs)
+            if port in self._in_use:
+                continue
+            try:
+                _, rtp = await loop.create_datagram_endpoint(
+                    lambda: _Socket(_drop), local_addr=(self.host, port)
+                )
+            except OSError:
+                continue
+            try:
+                _, rtcp = await loop.create_datagram_endpoint(
+                    lambda: _Socket(_drop), local_addr=(self.host, port + 1)
+                )
+            except OSError:
+                if rtp.transport is not None:
+                    rtp.transport.close()
+                continue
+            self._in_use.add(port)
+            return RtpEndpoint(self.host, port, rtp, rtcp)
+        raise PortRangeExhausted(
+            f"all {pairs} RTP port pairs in {self.low}-{self.high} are busy; "
+            "widen --rtp-ports or lower the call limit"
+        )
+
+    def release(self, endpoint: RtpEndpoint) -> None:
+        """Close the endpoint and give its ports back."""
+        with contextlib.suppress(Exception):
+            endpoint.close()
+        self._in_use.discard(endpoint.port)
