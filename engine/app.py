@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from media.prompts.audio import load_audio
-from media.sip.useragent import UserAgent
 from prometheus_client.core import CounterMetricFamily
 
 from engine.calls import Application, CallManager
@@ -25,10 +23,12 @@ from engine.config import EngineConfig
 from engine.greeting import GreetingApplication
 from engine.http import HttpServer, build_app
 from engine.metrics import EngineMetrics
+from media.prompts.audio import load_audio
 from media.rtp.clock import MediaClock
 from media.rtp.endpoint import RtpPortPool
 from media.session import MediaTotals
 from media.sip.service import SipService
+from media.sip.useragent import UserAgent
 
 log = structlog.get_logger("engine.app")
 

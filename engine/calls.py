@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
-from media.sdp import NoCommonCodec, SdpParseError, SessionDescription, negotiate
 
 from engine.metrics import EngineMetrics
 from media.call import Call, CallHungUp, CallInfo
 from media.capture import CallCapture, StreamingWavWriter
 from media.rtp.clock import MediaClock
 from media.rtp.endpoint import PortRangeExhausted, RtpEndpoint, RtpPortPool
+from media.sdp import NoCommonCodec, SdpParseError, SessionDescription, negotiate
 from media.session import MediaSession, MediaTotals
 from media.sip import events as ev
 from media.sip.service import SipService

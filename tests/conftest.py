@@ -1,0 +1,43 @@
+"""Fixtures shared by the suite: an in-process engine on free ports."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from engine.app import Engine
+from engine.config import EngineConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+FLOWS = ROOT / "flows"
+TORTURE = ROOT.parent / "shared" / "testdata" / "sip-torture"
+
+
+def engine_config(tmp_path: Path, **overrides: object) -> EngineConfig:
+    """An engine config on 127.0.0.1 with free SIP/HTTP ports and a random RTP range."""
+    low = random.randrange(20000, 50000, 2)
+    base = EngineConfig(
+        sip_host="127.0.0.1",
+        sip_port=0,
+        http_host="127.0.0.1",
+        http_port=0,
+        rtp_low=low,
+        rtp_high=low + 2000,
+        data_dir=tmp_path / "data",
+        flows_dir=FLOWS,
+    )
+    return base.__class__(**{**base.__dict__, **overrides})
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
+    """A started engine with the default (greeting) application."""
+    eng = Engine(engine_config(tmp_path))
+    await eng.start()
+    try:
+        yield eng
+    finally:
+        await eng.stop()
