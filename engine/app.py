@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import random
 import signal
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from engine.greeting import GreetingApplication
 from engine.http import HttpServer, build_app
 from engine.metrics import EngineMetrics
 from media.prompts.audio import load_audio
+from media.prompts.player import Prompt
 from media.rtp.clock import MediaClock
 from media.rtp.endpoint import RtpPortPool
 from media.session import MediaTotals
@@ -35,17 +35,22 @@ log = structlog.get_logger("engine.app")
 GREETING = "prompts/greeting.wav"
 
 
-@dataclass
-class _SipCounters:
-    """Reads the UA's message counters for /metrics at scrape time."""
+class _HotPathCounters:
+    """Reads the UA's message counters and the RTP totals at scrape time.
 
-    engine: Engine
-    name: str = "callcore_sip_messages"
-    documentation: str = "SIP messages received and sent: requests by method, responses by class"
-    extra: dict[str, Any] = field(default_factory=dict)
+    The hot paths count in plain integers; this collector turns them into
+    Prometheus counters only when /metrics is read.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
 
     def collect(self) -> Any:
-        fam = CounterMetricFamily(self.name, self.documentation, labels=["direction", "kind"])
+        fam = CounterMetricFamily(
+            "callcore_sip_messages",
+            "SIP messages received and sent: requests by method, responses by class",
+            labels=["direction", "kind"],
+        )
         for (direction, kind), count in sorted(self.engine.sip.ua.counters.items()):
             fam.add_metric([direction, kind], count)
         yield fam
@@ -75,7 +80,7 @@ class Engine:
         self.calls: CallManager | None = None
         self.clock: MediaClock | None = None
         self.http: HttpServer | None = None
-        self.metrics.registry.register(_SipCounters(self))  # type: ignore[arg-type]
+        self.metrics.registry.register(_HotPathCounters(self))  # type: ignore[arg-type]
 
     def _on_sip_event(self, event: Any) -> None:
         if self.calls is not None:
@@ -83,7 +88,7 @@ class Engine:
 
     def _default_application(self) -> Application:
         path = self.config.flows_dir / GREETING
-        return GreetingApplication(load_audio(path))
+        return GreetingApplication(Prompt(load_audio(path), name="greeting"))
 
     async def start(self) -> None:
         """Bind every socket and start serving."""

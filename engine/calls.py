@@ -173,6 +173,7 @@ class CallManager:
             on_playback=lambda event: leg.call.playback_finished(event) if leg.call else None,
             capture=capture,
             jitter_ms=self.jitter_ms,
+            wall_offset=time.time() - loop.time(),
         )
         endpoint.set_handlers(
             lambda data, addr: session.receive_rtp(data, addr, loop.time()),

@@ -7,10 +7,10 @@ for ``idle_timeout`` seconds.
 
 from __future__ import annotations
 
-import numpy as np
 import structlog
 
 from media.call import Call
+from media.prompts.player import Prompt
 
 log = structlog.get_logger("engine.greeting")
 
@@ -18,7 +18,7 @@ log = structlog.get_logger("engine.greeting")
 class GreetingApplication:
     """Play ``greeting`` once, then collect digits."""
 
-    def __init__(self, greeting: np.ndarray, idle_timeout: float = 60.0) -> None:
+    def __init__(self, greeting: Prompt, idle_timeout: float = 60.0) -> None:
         self.greeting = greeting
         self.idle_timeout = idle_timeout
 

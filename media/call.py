@@ -15,7 +15,7 @@ from typing import Protocol
 
 import numpy as np
 
-from media.prompts.player import PlaybackFinished
+from media.prompts.player import PlaybackFinished, Prompt
 from media.session import MediaSession
 from media.sip.events import CallRef
 
@@ -89,12 +89,15 @@ class Call:
 
     # The application's API.
     async def play(
-        self, audio: np.ndarray | Sequence[np.ndarray], *, interruptible: bool = True
+        self,
+        audio: Prompt | np.ndarray | Sequence[Prompt | np.ndarray],
+        *,
+        interruptible: bool = True,
     ) -> bool:
         """Play audio to the caller; True if it played to the end, False if a digit cut it."""
         if self.ended.is_set():
             raise CallHungUp(self.end_reason)
-        items = [audio] if isinstance(audio, np.ndarray) else list(audio)
+        items = [audio] if isinstance(audio, Prompt | np.ndarray) else list(audio)
         fut: asyncio.Future[bool] = self._loop.create_future()
         for i, item in enumerate(items):
             self._next_tag += 1

@@ -77,6 +77,7 @@ class MediaSession:
         capture: CallCapture | None = None,
         jitter_ms: int = 60,
         cname: str = "callcore",
+        wall_offset: float = 0.0,
     ) -> None:
         self._send_rtp = send_rtp
         self._send_rtcp = send_rtcp
@@ -87,6 +88,7 @@ class MediaSession:
         self.capture = capture
         self.jitter_ms = jitter_ms
         self.cname = cname
+        self.wall_offset = wall_offset
         self.player = Player()
         self.send_state = RtpSendState(rng)
         self.recv_state = RtpReceiveState()
@@ -202,7 +204,9 @@ class MediaSession:
         self._last_lost, self._last_late = lost, late
 
     def _send_report(self, now: float) -> None:
-        report = self.rtcp.build(self.send_state, self.recv_state, now, cname=self.cname)
+        report = self.rtcp.build(
+            self.send_state, self.recv_state, now, wall=now + self.wall_offset, cname=self.cname
+        )
         self._send_rtcp(report, (self.remote[0], self.remote[1] + 1))
         self.totals.rtcp_out += 1
 
