@@ -149,8 +149,10 @@ class SourceStats:
     received: int = 0
     expected_prior: int = 0
     received_prior: int = 0
-    transit: int | None = None
     last_timestamp: int | None = None
+    """RTP timestamp of the last packet that updated the jitter."""
+    last_arrival: float | None = None
+    """Its arrival time (seconds)."""
     jitter: float = 0.0
     """Interarrival jitter in timestamp units (A.8)."""
     lsr: int = 0
@@ -267,16 +269,17 @@ class RtpReceiveState:
         stats.heard_since_report = True
         self.accepted += 1
         timestamp = packet.timestamp
-        if timestamp != stats.last_timestamp:
-            stats.last_timestamp = timestamp
-            arrival = int(now * self.clock_rate)
-            transit = (arrival - timestamp) & 0xFFFFFFFF
-            if stats.transit is not None:
-                d = (transit - stats.transit) & 0xFFFFFFFF
-                if d & 0x80000000:
-                    d = 0x100000000 - d
+        last = stats.last_timestamp
+        if timestamp != last:
+            if last is not None and stats.last_arrival is not None:
+                # A.8 D(i, j) = (Rj - Ri) - (Sj - Si), Sj - Si taken modulo 2**32
+                sent = (timestamp - last) & 0xFFFFFFFF
+                if sent & 0x80000000:
+                    sent -= 0x100000000
+                d = abs((now - stats.last_arrival) * self.clock_rate - sent)
                 stats.jitter += (d - stats.jitter) / 16.0
-            stats.transit = transit
+            stats.last_timestamp = timestamp
+            stats.last_arrival = now
         return True
 
     def on_sender_report(self, report: SenderReport, now: float) -> None:
