@@ -97,6 +97,7 @@ class MediaSession:
         self.inband: InbandDtmfDetector | None = None
         self.digits_muted = False
         self._rx: list[bytes] = []
+        self._rx_fifo = bytearray()
         self._tx: list[bytes] = []
         self._last_lost = 0
         self._last_late = 0
@@ -177,10 +178,21 @@ class MediaSession:
             self.totals.packets_out += 1
         else:
             sent = self.silence
-        packet = self.jitter.pop(now)
-        received = self.silence
-        if packet is not None and len(packet.payload) == self.samples:
-            received = packet.payload
+        # Play out by samples, not packets: the peer's packets may be longer or
+        # shorter than our ptime (SIPp's g711a.pcap sends 30 ms into a 20 ms call).
+        fifo = self._rx_fifo
+        while len(fifo) < self.samples:
+            packet = self.jitter.pop(now)
+            if packet is None:
+                break
+            fifo += packet.payload
+        if len(fifo) >= self.samples:
+            received = bytes(fifo[: self.samples])
+            del fifo[: self.samples]
+            if len(fifo) > 8 * self.samples:  # the sender's clock runs fast: hold latency
+                del fifo[: len(fifo) - 2 * self.samples]
+        else:
+            received = self.silence
         self._rx.append(received)
         self._tx.append(sent)
         if len(self._rx) >= DECODE_EVERY:
