@@ -80,8 +80,8 @@ class UdpClient:
             except TimeoutError:
                 return out
 
-    async def final_status(self, wait: float = 2.0) -> int | None:
-        """The first final (>= 200) status received within ``wait`` seconds."""
+    async def final_status(self, wait: float = 2.0, method: str = "OPTIONS") -> int | None:
+        """The first final (>= 200) status to a ``method`` request within ``wait`` seconds."""
         loop = asyncio.get_running_loop()
         end = loop.time() + wait
         while loop.time() < end:
@@ -90,7 +90,7 @@ class UdpClient:
             except TimeoutError:
                 return None
             code = status_of(data)
-            if code is not None and code >= 200:
+            if code is not None and code >= 200 and re.search(rb"\r\nCSeq: *\d+ " + method.encode(), data):
                 return code
         return None
 

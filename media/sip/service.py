@@ -52,13 +52,28 @@ class SipService:
         return self.loop.time()
 
     async def start(self, host: str, port: int) -> None:
-        """Listen on UDP and TCP; ``port=0`` picks a free UDP port used for both."""
+        """Listen on UDP and TCP; ``port=0`` picks a port free for both.
+
+        Raises OSError naming the address when it is taken.
+        """
         self._loop = asyncio.get_running_loop()
-        transport, _ = await self._loop.create_datagram_endpoint(
-            lambda: self.udp, local_addr=(host, port)
-        )
-        self.host, self.port = transport.get_extra_info("sockname")[:2]
-        await self.tcp.listen(host, self.port)
+        for _attempt in range(50 if port == 0 else 1):
+            try:
+                transport, _ = await self._loop.create_datagram_endpoint(
+                    lambda: self.udp, local_addr=(host, port)
+                )
+            except OSError as exc:
+                raise OSError(exc.errno, f"SIP UDP {host}:{port}: {exc.strerror}") from None
+            self.host, self.port = transport.get_extra_info("sockname")[:2]
+            try:
+                await self.tcp.listen(host, self.port)
+                return
+            except OSError as exc:
+                transport.close()
+                self.udp.transport = None
+                if port != 0:
+                    raise OSError(exc.errno, f"SIP TCP {host}:{port}: {exc.strerror}") from None
+        raise OSError(f"no port on {host} was free for both SIP UDP and TCP")
 
     async def close(self) -> None:
         if self._timer is not None:
