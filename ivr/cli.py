@@ -85,7 +85,13 @@ def serve(
             raise click.BadParameter(str(exc)) from None
         changes.update(rtp_low=low, rtp_high=high)
     cfg = dataclasses.replace(cfg, **changes)  # type: ignore[arg-type]
-    asyncio.run(run_forever(cfg))
+    try:
+        asyncio.run(run_forever(cfg))
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot start: {exc}. Stop what uses that address or pick another "
+            "with --sip / --http / --rtp-ports."
+        ) from None
 
 
 def main() -> None:

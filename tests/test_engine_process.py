@@ -1,0 +1,119 @@
+"""The engine as its users start it: ``python -m ivr serve`` in its own process.
+
+* /health and /metrics answer;
+* SIGTERM with a call in progress sends BYE to the caller (a SIPp scenario that
+  never hangs up itself completes only if the BYE arrives) and exits 0;
+* a port that is already taken is reported by address, with exit code 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import socket
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import FLOWS, ROOT
+from tests.peers.ports import free_port, free_tcp_port
+from tests.peers.sipp import Sipp
+
+SCENARIOS = Path(__file__).parent / "scenarios"
+pytestmark = pytest.mark.peer
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    with urllib.request.urlopen(url, timeout=2) as resp:
+        return resp.status, resp.read()
+
+
+async def _start(tmp_path: Path) -> tuple[asyncio.subprocess.Process, int, int]:
+    sip_port = free_port("udp")
+    http_port = free_tcp_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ivr",
+        "--json-logs",
+        "serve",
+        "--sip",
+        f"127.0.0.1:{sip_port}",
+        "--http",
+        f"127.0.0.1:{http_port}",
+        "--data",
+        str(tmp_path / "data"),
+        "--flows",
+        str(FLOWS),
+        "--rtp-ports",
+        "41000-42000",
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    for _ in range(100):
+        try:
+            status, _ = await asyncio.to_thread(_get, f"http://127.0.0.1:{http_port}/health")
+            if status == 200:
+                return proc, sip_port, http_port
+        except OSError:
+            await asyncio.sleep(0.1)
+    proc.kill()
+    out = (await proc.communicate())[0].decode(errors="replace")
+    raise AssertionError(f"engine did not become healthy:\n{out}")
+
+
+async def test_sigterm_hangs_up_calls_and_exits(tmp_path: Path) -> None:
+    proc, sip_port, http_port = await _start(tmp_path)
+    try:
+        sipp = Sipp(SCENARIOS / "uac_wait_bye.xml", remote=f"127.0.0.1:{sip_port}", timeout=30)
+        handle = await sipp.start_async()
+        for _ in range(100):
+            _, body = await asyncio.to_thread(_get, f"http://127.0.0.1:{http_port}/health")
+            if json.loads(body)["calls_active"] == 1:
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the call never became active")
+        _, metrics = await asyncio.to_thread(_get, f"http://127.0.0.1:{http_port}/metrics")
+        assert b"callcore_calls_active 1.0" in metrics
+        assert b'callcore_rtp_packets_total{kind="out"}' in metrics
+        proc.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(proc.wait(), 15)
+        result = await handle.wait(20)
+        assert result.ok, result.summary()
+        assert code == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def test_port_in_use_is_named(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "ivr",
+            "serve",
+            "--sip",
+            f"127.0.0.1:{port}",
+            "--http",
+            f"127.0.0.1:{free_tcp_port()}",
+            "--data",
+            str(tmp_path / "data"),
+            "--flows",
+            str(FLOWS),
+            cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        out = (await asyncio.wait_for(proc.communicate(), 20))[0].decode(errors="replace")
+    assert proc.returncode == 1
+    assert f"127.0.0.1:{port}" in out and "in use" in out.lower(), out
+    assert "Traceback" not in out
