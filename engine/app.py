@@ -80,7 +80,7 @@ class Engine:
         self.calls: CallManager | None = None
         self.clock: MediaClock | None = None
         self.http: HttpServer | None = None
-        self.metrics.registry.register(_HotPathCounters(self))  # type: ignore[arg-type]
+        self.metrics.registry.register(_HotPathCounters(self))
 
     def _on_sip_event(self, event: Any) -> None:
         if self.calls is not None:

@@ -16,7 +16,12 @@ from dataclasses import dataclass, field
 
 STATIC_PT = {0: "PCMU", 8: "PCMA"}
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
-MIRROR = {"sendrecv": "sendrecv", "sendonly": "recvonly", "recvonly": "sendonly", "inactive": "inactive"}
+MIRROR = {
+    "sendrecv": "sendrecv",
+    "sendonly": "recvonly",
+    "recvonly": "sendonly",
+    "inactive": "inactive",
+}
 
 
 class SdpParseError(ValueError):
@@ -272,10 +277,12 @@ def negotiate(
         answer_media.append(refused)  # replaced below
     if chosen is None:
         offered = sorted({n for m in offer.media for n, _ in m.rtpmap().values()})
-        raise NoCommonCodec(f"no common audio codec: offer has {offered}, we accept {sorted(wanted)}")
+        raise NoCommonCodec(
+            f"no common audio codec: offer has {offered}, we accept {sorted(wanted)}"
+        )
     index, m, pt, name, te_pt = chosen
     offered_ptime = m.ptime or offer_session_ptime(offer)
-    ptime = offered_ptime if offered_ptime in ptimes else 20
+    ptime = offered_ptime if offered_ptime is not None and offered_ptime in ptimes else 20
     conn = m.connection or offer.connection
     if conn is None:
         raise NoCommonCodec("offer has no c= line for its audio stream")
@@ -347,7 +354,9 @@ def build_offer(
     """
     names = {v: k for k, v in STATIC_PT.items()}
     formats = [str(names[c.upper()]) for c in codecs]
-    attrs: list[tuple[str, str | None]] = [("rtpmap", f"{f} {STATIC_PT[int(f)]}/8000") for f in formats]
+    attrs: list[tuple[str, str | None]] = [
+        ("rtpmap", f"{f} {STATIC_PT[int(f)]}/8000") for f in formats
+    ]
     if telephone_event_pt is not None:
         formats.append(str(telephone_event_pt))
         attrs.append(("rtpmap", f"{telephone_event_pt} telephone-event/8000"))

@@ -90,7 +90,11 @@ class UdpClient:
             except TimeoutError:
                 return None
             code = status_of(data)
-            if code is not None and code >= 200 and re.search(rb"\r\nCSeq: *\d+ " + method.encode(), data):
+            if (
+                code is not None
+                and code >= 200
+                and re.search(rb"\r\nCSeq: *\d+ " + method.encode(), data)
+            ):
                 return code
         return None
 

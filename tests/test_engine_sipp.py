@@ -63,7 +63,9 @@ def _pcap_audio() -> np.ndarray:
 
 @pytest.mark.parametrize("transport", ["u1", "t1"])
 async def test_uac_pcap_call_digit_and_capture(engine: Engine, transport: str) -> None:
-    sipp = Sipp("uac_pcap", remote=f"{engine.sip.host}:{engine.sip.port}", transport=transport, timeout=40)
+    sipp = Sipp(
+        "uac_pcap", remote=f"{engine.sip.host}:{engine.sip.port}", transport=transport, timeout=40
+    )
     result = await sipp.run_async()
     assert result.ok, result.summary()
     assert engine.calls is not None
@@ -95,7 +97,9 @@ async def test_cancel_while_ringing_gets_487_never_200(tmp_path: Path) -> None:
         trace = result.message_trace.read_text(errors="replace")
         assert "SIP/2.0 487" in trace
         invite_oks = [
-            block for block in trace.split("----") if "SIP/2.0 200" in block and "INVITE" in block.split("CSeq:")[-1][:20]
+            block
+            for block in trace.split("----")
+            if "SIP/2.0 200" in block and "INVITE" in block.split("CSeq:")[-1][:20]
         ]
         assert invite_oks == [], "a 200 OK to the INVITE was sent after CANCEL (ghost call)"
         assert eng.calls is not None and not eng.calls.legs
@@ -104,7 +108,9 @@ async def test_cancel_while_ringing_gets_487_never_200(tmp_path: Path) -> None:
 
 
 async def test_inband_dtmf_in_speech(engine: Engine, tmp_path: Path) -> None:
-    speech = [load_audio(SOUNDS / f"{name}.wav") for name in ("vm-intro", "agent-pass", "vm-goodbye")]
+    speech = [
+        load_audio(SOUNDS / f"{name}.wav") for name in ("vm-intro", "agent-pass", "vm-goodbye")
+    ]
     pieces = [silence(500), speech[0], silence(300), dtmf_tone("2", 80), silence(200)]
     pieces += [dtmf_tone("5", 80, twist_db=4.0), silence(300), speech[1], silence(200)]
     pieces += [dtmf_tone("#", 80, level_dbm0=-20.0), silence(300), speech[2], silence(500)]

@@ -154,11 +154,10 @@ class InbandDtmfDetector:
             self._misses += 1
             if self._misses >= MIN_GAP:
                 self._current = None
-        if digit is not None and self._hits >= MIN_HITS and digit != self._current:
-            if self._current is None:
-                self._current = digit
-                self._misses = 0
-                return digit
+        if digit is not None and self._hits >= MIN_HITS and self._current is None:
+            self._current = digit
+            self._misses = 0
+            return digit
         if digit is not None and digit == self._current:
             self._misses = 0
         return None

@@ -48,7 +48,7 @@ def decode_wav(data: bytes, path: Path) -> tuple[np.ndarray, int]:
         raise AudioError(f"{path}: no valid 'fmt ' chunk")
     if b"data" not in chunks:
         raise AudioError(f"{path}: no 'data' chunk")
-    tag, channels, rate, _, block, bits = struct.unpack_from("<HHIIHH", fmt)
+    tag, channels, rate, _, _block, bits = struct.unpack_from("<HHIIHH", fmt)
     if tag == EXTENSIBLE and len(fmt) >= 26:
         tag = struct.unpack_from("<H", fmt, 24)[0]
     if channels == 0:

@@ -73,7 +73,9 @@ class Player:
     _queue: deque[_Item] = field(default_factory=deque)
     _events: list[PlaybackFinished] = field(default_factory=list)
 
-    def enqueue(self, audio: Prompt | np.ndarray, *, interruptible: bool = True, tag: object = None) -> None:
+    def enqueue(
+        self, audio: Prompt | np.ndarray, *, interruptible: bool = True, tag: object = None
+    ) -> None:
         """Queue audio after whatever is playing."""
         prompt = audio if isinstance(audio, Prompt) else Prompt(audio)
         self._queue.append(_Item(prompt, interruptible, tag))

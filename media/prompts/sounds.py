@@ -33,7 +33,9 @@ class SoundLibrary:
     def name_of(ref: str) -> str:
         name = ref[len(SCHEME) :] if ref.startswith(SCHEME) else ref
         if not name or name.startswith("/") or ".." in Path(name).parts:
-            raise SoundNotFound(f"invalid sound name {ref!r}: use e.g. sound:vm-intro or sound:digits/5")
+            raise SoundNotFound(
+                f"invalid sound name {ref!r}: use e.g. sound:vm-intro or sound:digits/5"
+            )
         return name
 
     def path(self, ref: str) -> Path:

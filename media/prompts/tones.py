@@ -12,8 +12,24 @@ import numpy as np
 
 RATE = 8000
 DBM0_PEAK = 22775.0
-DTMF_LOW = {"1": 697, "2": 697, "3": 697, "A": 697, "4": 770, "5": 770, "6": 770, "B": 770,
-            "7": 852, "8": 852, "9": 852, "C": 852, "*": 941, "0": 941, "#": 941, "D": 941}
+DTMF_LOW = {
+    "1": 697,
+    "2": 697,
+    "3": 697,
+    "A": 697,
+    "4": 770,
+    "5": 770,
+    "6": 770,
+    "B": 770,
+    "7": 852,
+    "8": 852,
+    "9": 852,
+    "C": 852,
+    "*": 941,
+    "0": 941,
+    "#": 941,
+    "D": 941,
+}
 DTMF_HIGH = {"1": 1209, "4": 1209, "7": 1209, "*": 1209, "2": 1336, "5": 1336, "8": 1336,
              "0": 1336, "3": 1477, "6": 1477, "9": 1477, "#": 1477, "A": 1633, "B": 1633,
              "C": 1633, "D": 1633}  # fmt: skip
@@ -32,17 +48,23 @@ def _sines(freqs: Sequence[float], levels: Sequence[float], ms: int, rate: int) 
     return np.clip(np.round(x), -32768, 32767).astype(np.int16)
 
 
-def tone(freqs: Sequence[float], duration_ms: int, level_dbm0: float = -10.0, rate: int = RATE) -> np.ndarray:
+def tone(
+    freqs: Sequence[float], duration_ms: int, level_dbm0: float = -10.0, rate: int = RATE
+) -> np.ndarray:
     """A sum of sines, each at ``level_dbm0``."""
     return _sines(freqs, [level_dbm0] * len(freqs), duration_ms, rate)
 
 
-def dtmf_tone(digit: str, duration_ms: int = 100, level_dbm0: float = -10.0, twist_db: float = 0.0) -> np.ndarray:
+def dtmf_tone(
+    digit: str, duration_ms: int = 100, level_dbm0: float = -10.0, twist_db: float = 0.0
+) -> np.ndarray:
     """A DTMF key tone; ``twist_db`` > 0 makes the high tone that much weaker."""
     key = digit.upper()
     if key not in DTMF_LOW:
         raise ValueError(f"not a DTMF digit: {digit!r}")
-    return _sines((DTMF_LOW[key], DTMF_HIGH[key]), (level_dbm0, level_dbm0 - twist_db), duration_ms, RATE)
+    return _sines(
+        (DTMF_LOW[key], DTMF_HIGH[key]), (level_dbm0, level_dbm0 - twist_db), duration_ms, RATE
+    )
 
 
 def cadence(on: np.ndarray, off_ms: int, repeats: int) -> np.ndarray:

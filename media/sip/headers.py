@@ -16,7 +16,9 @@ from media.sip.uri import OpaqueUri, SipUri
 
 TOKEN_CHARS = r"A-Za-z0-9\-.!%*_+`'~"
 _TOKEN = re.compile(rf"^[{TOKEN_CHARS}]+$")
-_VIA_PROTO = re.compile(rf"^\s*([{TOKEN_CHARS}]+)\s*/\s*([{TOKEN_CHARS}]+)\s*/\s*([{TOKEN_CHARS}]+)\s+")
+_VIA_PROTO = re.compile(
+    rf"^\s*([{TOKEN_CHARS}]+)\s*/\s*([{TOKEN_CHARS}]+)\s*/\s*([{TOKEN_CHARS}]+)\s+"
+)
 MAGIC_COOKIE = "z9hG4bK"
 MAX_CSEQ = 2**31 - 1
 

@@ -14,7 +14,7 @@ Header names are case-insensitive, compact forms are expanded, and
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from media.sip.errors import SipParseError
 from media.sip.headers import CSeq, NameAddr, Via, is_token, split_list
@@ -203,7 +203,9 @@ class Response(_Message):
         return self._serialize(f"SIP/{self.version} {self.status} {self.reason}")
 
 
-def make_request(method: str, uri: str, headers: Iterable[tuple[str, str]], body: bytes = b"") -> Request:
+def make_request(
+    method: str, uri: str, headers: Iterable[tuple[str, str]], body: bytes = b""
+) -> Request:
     return Request(Headers(headers), body, "2.0", method, uri)
 
 

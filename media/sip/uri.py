@@ -81,10 +81,10 @@ class SipUri:
         scheme = m.group(1).lower()
         rest = text[m.end() :]
         if scheme not in ("sip", "sips"):
-            if not rest or any(c in rest for c in " \t<>\""):
+            if not rest or any(c in rest for c in ' \t<>"'):
                 raise SipParseError(f"URI {text!r} is malformed")
             return OpaqueUri(scheme, rest)
-        if any(c in text for c in " \t<>\"") or _ESCAPE.search(text):
+        if any(c in text for c in ' \t<>"') or _ESCAPE.search(text):
             raise SipParseError(f"SIP URI {text!r} contains a character that must be escaped")
         user = password = None
         at = rest.rfind("@")

@@ -363,9 +363,7 @@ class UserAgent:
             return
         required = {r.strip().lower() for r in req.headers.get_all("Require")} - self.supported
         if required:
-            self._respond(
-                tx, 420, now, headers=[("Unsupported", ", ".join(sorted(required)))]
-            )
+            self._respond(tx, 420, now, headers=[("Unsupported", ", ".join(sorted(required)))])
             return
         to_tag = req.to.tag
         if to_tag is None:
@@ -413,7 +411,9 @@ class UserAgent:
             return
         offer, problem = _extract_sdp(req)
         if problem is not None:
-            self._respond(tx, problem[0], now, reason=problem[1], headers=[("Accept", "application/sdp")])
+            self._respond(
+                tx, problem[0], now, reason=problem[1], headers=[("Accept", "application/sdp")]
+            )
             return
         accept = req.headers.get_all("Accept")
         if accept and not any(
@@ -465,7 +465,9 @@ class UserAgent:
             return
         offer, problem = _extract_sdp(req)
         if problem is not None:
-            self._respond(tx, problem[0], now, reason=problem[1], headers=[("Accept", "application/sdp")])
+            self._respond(
+                tx, problem[0], now, reason=problem[1], headers=[("Accept", "application/sdp")]
+            )
             return
         contact = req.contact
         if contact:
@@ -543,7 +545,9 @@ class UserAgent:
                 self._respond(tx, 200, now)  # keep-alive INFO
                 return
             else:
-                self._respond(tx, 415, now, headers=[("Accept", "application/dtmf-relay, application/dtmf")])
+                self._respond(
+                    tx, 415, now, headers=[("Accept", "application/dtmf-relay, application/dtmf")]
+                )
                 return
         except DtmfBodyError as exc:
             self._respond(tx, 400, now, reason=_reason_phrase(str(exc), 400))
@@ -580,7 +584,13 @@ class UserAgent:
         if found is None:
             return False
         call, tx = found
-        self._respond(tx, 180, now, to_tag=call.local_tag, headers=[("Contact", self._contact(call.transport))])
+        self._respond(
+            tx,
+            180,
+            now,
+            to_tag=call.local_tag,
+            headers=[("Contact", self._contact(call.transport))],
+        )
         return True
 
     def answer(self, ref: CallRef, sdp: bytes, now: float) -> bool:
@@ -596,7 +606,11 @@ class UserAgent:
             to_tag=call.local_tag,
             body=sdp,
             content_type="application/sdp",
-            headers=[("Contact", self._contact(call.transport)), ("Allow", ALLOW), ("Supported", "")],
+            headers=[
+                ("Contact", self._contact(call.transport)),
+                ("Allow", ALLOW),
+                ("Supported", ""),
+            ],
         )
         call.final_sent = True
         call.state = "answered"
@@ -708,7 +722,9 @@ class UserAgent:
         )
         return self._start_client(req, branch, call, now)
 
-    def _start_client(self, req: Request, branch: str, call: _Call, now: float) -> ClientTransaction:
+    def _start_client(
+        self, req: Request, branch: str, call: _Call, now: float
+    ) -> ClientTransaction:
         tx = ClientTransaction(branch, req, call.addr, call.transport, self.timers, now)
         key = (branch, req.method)
         self._client[key] = tx
@@ -756,7 +772,9 @@ class UserAgent:
         self._send_invite(call, now, cseq=1, auth=None)
         return ref
 
-    def _send_invite(self, call: _Call, now: float, *, cseq: int, auth: tuple[str, str] | None) -> None:
+    def _send_invite(
+        self, call: _Call, now: float, *, cseq: int, auth: tuple[str, str] | None
+    ) -> None:
         branch = self._branch()
         hdrs = [
             ("Via", f"{self._via(call.transport)};branch={branch};rport"),
@@ -870,7 +888,9 @@ class UserAgent:
                 if resp.status < 300:
                     self._ack_2xx(call, resp, cseq.seq)
                 self._events.append(
-                    ev.ReinviteAnswered(call.ref, resp.status, resp.body if resp.status < 300 else None)
+                    ev.ReinviteAnswered(
+                        call.ref, resp.status, resp.body if resp.status < 300 else None
+                    )
                 )
             return
         if method == "INVITE":
@@ -879,7 +899,9 @@ class UserAgent:
             self._events.append(ev.ReferStatus(call.ref, resp.status))
         self._collect()
 
-    def _on_invite_response(self, call: _Call, tx: ClientTransaction, resp: Response, now: float) -> None:
+    def _on_invite_response(
+        self, call: _Call, tx: ClientTransaction, resp: Response, now: float
+    ) -> None:
         status = resp.status
         if status < 200:
             call.provisional_seen = True
@@ -913,7 +935,13 @@ class UserAgent:
                     call.auth_tries += 1
                     user, password = call.credentials
                     cred = authorization(
-                        challenge, user, password, "INVITE", call.target, cnonce=self._token(8), nc=1
+                        challenge,
+                        user,
+                        password,
+                        "INVITE",
+                        call.target,
+                        cnonce=self._token(8),
+                        nc=1,
                     )
                     name = "Authorization" if status == 401 else "Proxy-Authorization"
                     self._send_invite(call, now, cseq=tx.request.cseq.seq + 1, auth=(name, cred))
