@@ -237,7 +237,21 @@ def parse_message(data: bytes, *, stream: bool = False) -> Request | Response:
     while len(lines) > 1 and not lines[-1]:  # datagram ended without the blank line
         lines.pop()
     start = lines[0]
-    message = _start_line(start)
+    try:
+        message = _start_line(start)
+        start_error: SipParseError | None = None
+    except SipParseError as exc:
+        if start.startswith("SIP/"):
+            raise
+        # Keep reading: with the headers, the request can still be answered 400.
+        method = start.split(" ", 1)[0]
+        message = Request(Headers(), b"", "2.0", method if is_token(method) else "UNKNOWN", "")
+        start_error = exc
+    if isinstance(message, Request) and start_error is None:
+        try:
+            SipUri.parse(message.uri)
+        except SipParseError as exc:
+            start_error = SipParseError(f"Request-URI: {exc.reason}")
     headers = message.headers
     current: list[str] | None = None
     problems: list[str] = []
@@ -261,6 +275,8 @@ def parse_message(data: bytes, *, stream: bool = False) -> Request | Response:
         headers.add(current[0], current[1])
     if isinstance(message, Response) and message.version == "?":
         raise SipParseError(problems[0] if problems else "bad response")
+    if start_error is not None:
+        raise SipParseError(start_error.reason, start_error.status, message)
     if problems:
         raise SipParseError(problems[0], partial=message)
     lengths = headers.get_all("Content-Length")
@@ -306,12 +322,7 @@ def _start_line(line: str) -> Request | Response:
         raise SipParseError(f"invalid method {method[:30]!r}")
     if not version.upper().startswith("SIP/"):
         raise SipParseError(f"invalid protocol version {version!r}")
-    request = Request(Headers(), b"", version[4:], method, uri)
-    try:
-        SipUri.parse(uri)
-    except SipParseError as exc:
-        raise SipParseError(f"Request-URI: {exc.reason}", partial=request) from None
-    return request
+    return Request(Headers(), b"", version[4:], method, uri)
 
 
 def make_response(
