@@ -194,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         stats.set("error", f"{type(exc).__name__}: {exc}")
     finally:
+        # Call threads notice a BYE within their 0.2 s poll: let them count it.
+        time.sleep(0.5)
         stats.set("stopped", True)
         stats.write()
         stopper = threading.Thread(target=phone.stop, daemon=True)
