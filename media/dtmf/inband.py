@@ -1,163 +1,167 @@
-"""In-band DTMF detection (ITU-T Q.23 frequencies, Q.24 tolerances), sans I/O.
+"""In-band DTMF detection (ITU-T Q.23 frequencies, Q.24 limits), sans I/O.
 
-For calls that offered no telephone-event, digits arrive as tones in the
-audio. Analysis runs on 20 ms windows every 10 ms, all windows of a chunk in
-one numpy FFT (Hann window, zero-padded to 4 Hz bins, parabolic peak
-interpolation), which measures each group's frequency to about a hertz. Where
-the classic Goertzel filter bank only says "there is energy near 697 Hz",
-measuring the frequency lets the Q.24 limits be applied as written:
+For calls without telephone-events, digits arrive as tones in the audio. The
+detector cuts the 8 kHz stream into blocks of 106 samples (13.25 ms; at this
+length the DTMF frequencies fall about one DFT bin apart) and evaluates, for
+each block and each of the 8 DTMF frequencies, three Goertzel/DFT terms at
+once as one numpy matrix product: over the whole block and over each half
+(Hann-windowed). From these:
 
-* frequency: accepted within ±(1.5 % + 2 Hz), refused beyond ±3.5 %
-  (the line is drawn at ±2.5 %);
-* twist: the high tone may be up to 8 dB weaker (normal twist) or 4 dB
-  stronger (reverse twist) than the low tone;
-* level: each tone at least -40 dBm0;
-* purity (talk-off): the two tones hold at least 90 % of the window's energy
-  and the window's halves carry equal energy within 2 dB (a steady tone, not
-  a transient);
-* timing: a digit needs two consecutive good windows (a tone of 40 ms always
-  has them, one under 23 ms never does); the same digit again needs at least
-  three windows (about 40 ms) without it.
+* the strongest row and column tone and their amplitudes (whole block);
+* each tone's frequency, measured from the phase advance between the two
+  halves (53 samples apart: unambiguous within ±75 Hz of the nominal
+  frequency), so that the Q.24 frequency limits apply as written;
+* whether the tones are steady across the block (equal amplitude in both
+  halves: the block lies inside one key press).
+
+A block shows a digit when all of these hold (constants below):
+
+* frequency: within ±(2.5 % + 1 Hz) of nominal, i.e. Q.24's ±(1.5 % + 2 Hz)
+  is accepted and ±3.5 % rejected, with margin on both sides;
+* level: each tone at least -45 dBm0 (Q.24 operating range -36..-3 dBm0 per
+  tone, with room for 8 dB twist at the bottom);
+* twist: the high tone at most 9.5 dB weaker (normal twist, 8 dB must pass)
+  and at most 5.5 dB stronger (reverse, 4 dB must pass) than the low tone;
+* purity (talk-off): the two tones carry at least 80 % of the block's
+  energy, which leaves no room for a third tone, harmonics, or speech;
+* steadiness: each tone's amplitude in the two halves within 1.5 dB.
+
+A digit is reported once per key press: on its second consecutive block
+(a 40 ms tone always has two; a tone under 23 ms never does); the same digit
+again needs three blocks without it in between (a 40 ms pause always gives
+three, a 10 ms dropout never does).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-LOW = np.array([697.0, 770.0, 852.0, 941.0])
-HIGH = np.array([1209.0, 1336.0, 1477.0, 1633.0])
-KEYS = ["123A", "456B", "789C", "*0#D"]
+__all__ = ["BLOCK", "InbandDtmfDetector"]
 
-WINDOW = 160  # 20 ms at 8 kHz
-HOP = 80  # 10 ms
-NFFT = 2048
+RATE = 8000
+BLOCK = 106
+HALF = BLOCK // 2
+LOW = (697.0, 770.0, 852.0, 941.0)
+HIGH = (1209.0, 1336.0, 1477.0, 1633.0)
+KEYS = ("123A", "456B", "789C", "*0#D")
+
 TOLERANCE = 0.025
-NORMAL_TWIST_DB = 8.0
-REVERSE_TWIST_DB = 4.0
-PURITY = 0.90
-HALVES_DB = 2.0
-MIN_HITS = 2
-MIN_GAP = 3
-# 0 dBm0 is a sine of RMS 3.14 dB below a full-scale square wave (G.711):
-# amplitude 32768 * 10**(-3.14/20) ~= 22,775.
-DBM0_AMPLITUDE = 22775.0
-MIN_LEVEL_DBM0 = -40.0
+TOLERANCE_HZ = 1.0
+NORMAL_TWIST_DB = 9.5
+REVERSE_TWIST_DB = 5.5
+PURITY = 0.80
+STEADY_DB = 1.5
+MIN_BLOCKS = 2
+GAP_BLOCKS = 3
+DBM0_PEAK = 22775.0
+"""Peak of a 0 dBm0 sine in int16 (G.711: 3.14 dB below a full-scale square wave)."""
+MIN_LEVEL_DBM0 = -45.0
+
+
+def _hann(n: int) -> np.ndarray:
+    """Periodic-style Hann without zero end points."""
+    return 0.5 - 0.5 * np.cos(2 * np.pi * (np.arange(n) + 0.5) / n)
+
+
+def _basis() -> tuple[np.ndarray, float, float]:
+    """Real matrix (BLOCK x 48): cos and sin columns for whole block, half a, half b."""
+    n = np.arange(BLOCK)
+    omega = 2 * np.pi * np.array(LOW + HIGH) / RATE
+    whole = _hann(BLOCK)
+    half = _hann(HALF)
+    first = np.concatenate((half, np.zeros(BLOCK - HALF)))
+    second = np.concatenate((np.zeros(BLOCK - HALF), half))
+    windows = np.stack([whole, first, second])  # 3 x BLOCK
+    phase = np.outer(n, omega)  # BLOCK x 8; absolute index in both halves
+    cos = (windows[:, :, None] * np.cos(phase)[None]).transpose(1, 0, 2).reshape(BLOCK, 24)
+    sin = (windows[:, :, None] * np.sin(phase)[None]).transpose(1, 0, 2).reshape(BLOCK, 24)
+    matrix = np.concatenate((cos, sin), axis=1)
+    matrix.flags.writeable = False
+    return matrix, float(whole.sum()), float(half.sum())
+
+
+_BASIS, _WHOLE_SUM, _HALF_SUM = _basis()
+_NOMINAL = np.array(LOW + HIGH)
+_LIMIT_HZ = _NOMINAL * TOLERANCE + TOLERANCE_HZ
+_HZ_PER_RADIAN = RATE / (2 * np.pi * (BLOCK - HALF))
+_MIN_AMPLITUDE = DBM0_PEAK * 10 ** (MIN_LEVEL_DBM0 / 20)
 
 
 class InbandDtmfDetector:
-    """Feed 8 kHz int16 audio in any chunk size; get digits back once each."""
+    """Feed 8 kHz int16 audio in chunks of any size; get each key press once.
 
-    def __init__(self, rate: int = 8000) -> None:
-        if rate != 8000:
+    ``feed`` returns the digits (``0-9 * # A-D``) whose detection completed in
+    this chunk. State carries over between calls; one detector per call leg.
+    """
+
+    def __init__(self, rate: int = RATE) -> None:
+        if rate != RATE:
             raise ValueError(f"in-band DTMF detection runs at 8000 Hz, got {rate} (resample first)")
-        self._buffer = np.zeros(0, dtype=np.float64)
-        self._window = np.hanning(WINDOW)
-        self._freqs = np.fft.rfftfreq(NFFT, 1.0 / rate)
-        self._low_band = (self._freqs >= 640) & (self._freqs <= 990)
-        self._high_band = (self._freqs >= 1150) & (self._freqs <= 1700)
-        self._low_idx = np.nonzero(self._low_band)[0]
-        self._high_idx = np.nonzero(self._high_band)[0]
-        # A pure sine of amplitude A gives a Hann-windowed peak of A * sum(w) / 2.
-        self._amp_scale = 2.0 / self._window.sum()
-        self._lobe = round(2 * rate / WINDOW / (self._freqs[1] - self._freqs[0]))  # Hann lobe
-        self._cum_for: np.ndarray | None = None
-        self._cum = np.zeros((0, 0))
-        self._min_amp = DBM0_AMPLITUDE * 10 ** (MIN_LEVEL_DBM0 / 20)
+        self._pending = np.zeros(0, dtype=np.float64)
         self._candidate: str | None = None
-        self._hits = 0
-        self._current: str | None = None
+        self._count = 0
+        self._last: str | None = None
         self._misses = 0
 
     def feed(self, pcm: np.ndarray) -> list[str]:
-        """Analyse ``pcm`` (appended to what came before); returns new digits."""
-        self._buffer = np.concatenate((self._buffer, pcm.astype(np.float64)))
-        count = (len(self._buffer) - WINDOW) // HOP + 1
-        if count <= 0:
+        """Analyse ``pcm`` (1-D int16, appended to what came before); new digits."""
+        data = np.concatenate((self._pending, pcm.astype(np.float64)))
+        blocks = len(data) // BLOCK
+        self._pending = data[blocks * BLOCK :]
+        if blocks == 0:
             return []
-        starts = np.arange(count) * HOP
-        frames = self._buffer[starts[:, None] + np.arange(WINDOW)]
-        self._buffer = self._buffer[count * HOP :]
-        digits = self._classify(frames)
-        out: list[str] = []
-        for digit in digits:
-            found = self._step(digit)
-            if found is not None:
-                out.append(found)
-        return out
+        found: list[str] = []
+        for digit in self._classify(data[: blocks * BLOCK].reshape(blocks, BLOCK)):
+            reported = self._step(digit)
+            if reported is not None:
+                found.append(reported)
+        return found
 
     def _classify(self, frames: np.ndarray) -> list[str | None]:
-        spectrum = np.abs(np.fft.rfft(frames * self._window, NFFT, axis=1))
-        power = spectrum**2
-        total = power.sum(axis=1) + 1e-9
-        results: list[str | None] = []
-        low_f, low_a, low_e = self._peaks(spectrum, power, self._low_idx)
-        high_f, high_a, high_e = self._peaks(spectrum, power, self._high_idx)
-        half = WINDOW // 2
-        e1 = (frames[:, :half] ** 2).sum(axis=1) + 1e-9
-        e2 = (frames[:, half:] ** 2).sum(axis=1) + 1e-9
-        steady = np.abs(10 * np.log10(e1 / e2)) <= HALVES_DB
-        # Cheap vectorised screens first; the exact checks run only on survivors.
-        candidates = steady & ((low_e + high_e) / total >= PURITY)
-        candidates &= np.minimum(low_a, high_a) >= self._min_amp
-        for i in range(frames.shape[0]):
-            results.append(
-                self._key(low_f[i], high_f[i], low_a[i], high_a[i]) if candidates[i] else None
-            )
-        return results
-
-    def _peaks(
-        self, spectrum: np.ndarray, power: np.ndarray, idx: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per frame: interpolated peak frequency, tone amplitude, energy near the peak."""
-        band = spectrum[:, idx]
-        k = idx[np.argmax(band, axis=1)]
-        rows = np.arange(spectrum.shape[0])
-        a = np.log(spectrum[rows, k - 1] + 1e-9)
-        b = np.log(spectrum[rows, k] + 1e-9)
-        c = np.log(spectrum[rows, k + 1] + 1e-9)
-        denom = a - 2 * b + c
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            delta = np.where(np.abs(denom) > 1e-12, 0.5 * (a - c) / denom, 0.0)
-            delta = np.clip(delta, -0.5, 0.5)
-            amplitude = np.exp(b - 0.25 * (a - c) * delta) * self._amp_scale
-        freq = (k + delta) * (self._freqs[1] - self._freqs[0])
-        cumulative = self._cumulative(power)
-        lo = np.clip(k - self._lobe, 0, power.shape[1] - 1)
-        hi = np.clip(k + self._lobe + 1, 0, power.shape[1])
-        near = cumulative[rows, hi] - cumulative[rows, lo]
-        return freq, amplitude, near
-
-    def _cumulative(self, power: np.ndarray) -> np.ndarray:
-        if self._cum_for is not power:
-            zeros = np.zeros((power.shape[0], 1))
-            self._cum = np.concatenate((zeros, np.cumsum(power, axis=1)), axis=1)
-            self._cum_for = power
-        return self._cum
-
-    def _key(self, fl: float, fh: float, al: float, ah: float) -> str | None:
-        li = int(np.argmin(np.abs(LOW - fl)))
-        hi = int(np.argmin(np.abs(HIGH - fh)))
-        if abs(fl - LOW[li]) > LOW[li] * TOLERANCE or abs(fh - HIGH[hi]) > HIGH[hi] * TOLERANCE:
-            return None
-        twist = 20 * np.log10(al / ah)  # > 0: high tone weaker (normal twist)
-        if twist > NORMAL_TWIST_DB or -twist > REVERSE_TWIST_DB:
-            return None
-        return KEYS[li][hi]
+        """Per block: the digit it shows, or None (see module docstring)."""
+        count = frames.shape[0]
+        none: list[str | None] = [None] * count
+        power = np.einsum("ij,ij->i", frames, frames) / BLOCK  # mean square per block
+        y = frames @ _BASIS
+        spectrum = y[:, :24] - 1j * y[:, 24:]  # blocks x 24: whole(8), first(8), second(8)
+        whole = np.abs(spectrum[:, :8])
+        rows = np.argmax(whole[:, :4], axis=1)
+        cols = np.argmax(whole[:, 4:], axis=1) + 4
+        index = np.arange(count)
+        scale = 2.0 / _WHOLE_SUM
+        a_low = whole[index, rows] * scale
+        a_high = whole[index, cols] * scale
+        tones = (a_low**2 + a_high**2) / 2
+        ok = (tones >= PURITY * power) & (np.minimum(a_low, a_high) >= _MIN_AMPLITUDE)
+        if not ok.any():
+            return none
+        with np.errstate(divide="ignore", invalid="ignore"):
+            twist = 20 * np.log10(a_low / a_high)
+        ok &= (twist <= NORMAL_TWIST_DB) & (twist >= -REVERSE_TWIST_DB)
+        for chosen in (rows, cols):
+            first = spectrum[index, 8 + chosen]
+            second = spectrum[index, 16 + chosen]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                steady = np.abs(20 * np.log10(np.abs(first) / np.abs(second)))
+            offset = np.angle(second * np.conj(first)) * _HZ_PER_RADIAN
+            ok &= (steady <= STEADY_DB) & (np.abs(offset) <= _LIMIT_HZ[chosen])
+        return [KEYS[rows[i]][cols[i] - 4] if ok[i] else None for i in range(count)]
 
     def _step(self, digit: str | None) -> str | None:
+        """Debounce: report a digit on its MIN_BLOCKS-th block, once per key press."""
         if digit is not None and digit == self._candidate:
-            self._hits += 1
+            self._count += 1
         else:
             self._candidate = digit
-            self._hits = 1 if digit is not None else 0
-        if digit is None or digit != self._current:
+            self._count = 0 if digit is None else 1
+        if digit is not None and digit == self._last:
+            self._misses = 0
+        else:
             self._misses += 1
-            if self._misses >= MIN_GAP:
-                self._current = None
-        if digit is not None and self._hits >= MIN_HITS and self._current is None:
-            self._current = digit
+            if self._misses >= GAP_BLOCKS:
+                self._last = None
+        if digit is not None and self._count >= MIN_BLOCKS and self._last is None:
+            self._last = digit
             self._misses = 0
             return digit
-        if digit is not None and digit == self._current:
-            self._misses = 0
         return None
