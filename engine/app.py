@@ -9,6 +9,7 @@ adds SIGINT/SIGTERM handling for the CLI.
 from __future__ import annotations
 
 import asyncio
+import gc
 import random
 import signal
 from pathlib import Path
@@ -147,11 +148,26 @@ class Engine:
         log.info("engine.stopped")
 
 
+def tune_gc() -> None:
+    """Keep the garbage collector off the 20 ms media path.
+
+    Objects alive after start-up (modules, tables, prompts) are frozen out of
+    collection, and the young-generation threshold is raised so collections
+    are rarer; media objects are short-lived and freed by reference counting.
+    Measured on this machine: 300 calls with default thresholds had ticks up
+    to 100 ms late.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 1000)
+
+
 async def run_forever(config: EngineConfig) -> None:
     """Run until SIGINT or SIGTERM, then stop cleanly."""
     Path(config.data_dir).mkdir(parents=True, exist_ok=True)
     engine = Engine(config)
     await engine.start()
+    tune_gc()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
