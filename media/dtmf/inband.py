@@ -63,28 +63,37 @@ def _hann(n: int) -> np.ndarray:
     return 0.5 - 0.5 * np.cos(2 * np.pi * (np.arange(n) + 0.5) / n)
 
 
-def _basis() -> tuple[np.ndarray, float, float]:
-    """Real matrix (BLOCK x 48): cos and sin columns for whole block, half a, half b."""
+def _basis() -> tuple[np.ndarray, np.ndarray, float]:
+    """Real DFT matrices: whole block (BLOCK x 16) and its two halves (BLOCK x 32).
+
+    Columns are cos terms then sin terms, for the 8 frequencies in LOW + HIGH
+    order; both halves use the absolute sample index, so the phase difference
+    between them is the tone's offset from nominal times HALF samples.
+    """
     n = np.arange(BLOCK)
-    omega = 2 * np.pi * np.array(LOW + HIGH) / RATE
-    whole = _hann(BLOCK)
+    phase = np.outer(n, 2 * np.pi * np.array(LOW + HIGH) / RATE)  # BLOCK x 8
+    cos, sin = np.cos(phase), np.sin(phase)
+    whole = _hann(BLOCK)[:, None]
     half = _hann(HALF)
-    first = np.concatenate((half, np.zeros(BLOCK - HALF)))
-    second = np.concatenate((np.zeros(BLOCK - HALF), half))
-    windows = np.stack([whole, first, second])  # 3 x BLOCK
-    phase = np.outer(n, omega)  # BLOCK x 8; absolute index in both halves
-    cos = (windows[:, :, None] * np.cos(phase)[None]).transpose(1, 0, 2).reshape(BLOCK, 24)
-    sin = (windows[:, :, None] * np.sin(phase)[None]).transpose(1, 0, 2).reshape(BLOCK, 24)
-    matrix = np.concatenate((cos, sin), axis=1)
-    matrix.flags.writeable = False
-    return matrix, float(whole.sum()), float(half.sum())
+    first = np.concatenate((half, np.zeros(BLOCK - HALF)))[:, None]
+    second = np.concatenate((np.zeros(BLOCK - HALF), half))[:, None]
+    whole_matrix = np.concatenate((whole * cos, whole * sin), axis=1)
+    halves_matrix = np.concatenate((first * cos, first * sin, second * cos, second * sin), axis=1)
+    whole_matrix.flags.writeable = False
+    halves_matrix.flags.writeable = False
+    return whole_matrix, halves_matrix, float(whole.sum())
 
 
-_BASIS, _WHOLE_SUM, _HALF_SUM = _basis()
+_WHOLE, _HALVES, _WHOLE_SUM = _basis()
 _NOMINAL = np.array(LOW + HIGH)
 _LIMIT_HZ = _NOMINAL * TOLERANCE + TOLERANCE_HZ
 _HZ_PER_RADIAN = RATE / (2 * np.pi * (BLOCK - HALF))
 _MIN_AMPLITUDE = DBM0_PEAK * 10 ** (MIN_LEVEL_DBM0 / 20)
+# |X|**2 of the whole-block term for a tone of amplitude A is (A * sum(w) / 2) ** 2
+_MAG2_PER_AMP2 = (_WHOLE_SUM / 2) ** 2
+_MIN_MAG2 = _MIN_AMPLITUDE**2 * _MAG2_PER_AMP2
+_MIN_POWER = _MIN_AMPLITUDE**2  # mean square of two tones at the minimum level
+_PURITY_MAG2 = PURITY * 2 * _MAG2_PER_AMP2  # tones' power >= PURITY * block power, in |X|**2
 
 
 class InbandDtmfDetector:
@@ -105,7 +114,7 @@ class InbandDtmfDetector:
 
     def feed(self, pcm: np.ndarray) -> list[str]:
         """Analyse ``pcm`` (1-D int16, appended to what came before); new digits."""
-        data = np.concatenate((self._pending, pcm.astype(np.float64)))
+        data = np.concatenate((self._pending, pcm), dtype=np.float64)
         blocks = len(data) // BLOCK
         self._pending = data[blocks * BLOCK :]
         if blocks == 0:
@@ -118,34 +127,46 @@ class InbandDtmfDetector:
         return found
 
     def _classify(self, frames: np.ndarray) -> list[str | None]:
-        """Per block: the digit it shows, or None (see module docstring)."""
+        """Per block: the digit it shows, or None (see module docstring).
+
+        Cheap screens first (level, then purity from the whole-block terms);
+        the half-block terms, twist and frequency are computed only for the
+        blocks that pass, which speech and silence almost never do.
+        """
         count = frames.shape[0]
         none: list[str | None] = [None] * count
         power = np.einsum("ij,ij->i", frames, frames) / BLOCK  # mean square per block
-        y = frames @ _BASIS
-        spectrum = y[:, :24] - 1j * y[:, 24:]  # blocks x 24: whole(8), first(8), second(8)
-        whole = np.abs(spectrum[:, :8])
-        rows = np.argmax(whole[:, :4], axis=1)
-        cols = np.argmax(whole[:, 4:], axis=1) + 4
-        index = np.arange(count)
-        scale = 2.0 / _WHOLE_SUM
-        a_low = whole[index, rows] * scale
-        a_high = whole[index, cols] * scale
-        tones = (a_low**2 + a_high**2) / 2
-        ok = (tones >= PURITY * power) & (np.minimum(a_low, a_high) >= _MIN_AMPLITUDE)
+        if power.max() < _MIN_POWER:
+            return none
+        y = frames @ _WHOLE
+        y *= y
+        mag2 = y[:, :8] + y[:, 8:]  # |X|**2 of the 8 frequencies
+        strongest = mag2.reshape(count, 2, 4).max(axis=2)  # row tone, column tone
+        low2, high2 = strongest[:, 0], strongest[:, 1]
+        ok = (low2 + high2 >= _PURITY_MAG2 * power) & (strongest.min(axis=1) >= _MIN_MAG2)
         if not ok.any():
             return none
-        with np.errstate(divide="ignore", invalid="ignore"):
-            twist = 20 * np.log10(a_low / a_high)
-        ok &= (twist <= NORMAL_TWIST_DB) & (twist >= -REVERSE_TWIST_DB)
+        picked = np.flatnonzero(ok)
+        sub = mag2[picked]
+        rows = np.argmax(sub[:, :4], axis=1)
+        cols = np.argmax(sub[:, 4:], axis=1) + 4
+        twist = 10 * np.log10(low2[picked] / high2[picked])  # > 0: high tone weaker
+        good = (twist <= NORMAL_TWIST_DB) & (twist >= -REVERSE_TWIST_DB)
+        h = frames[picked] @ _HALVES
+        first = h[:, 0:8] - 1j * h[:, 8:16]
+        second = h[:, 16:24] - 1j * h[:, 24:32]
+        index = np.arange(len(picked))
         for chosen in (rows, cols):
-            first = spectrum[index, 8 + chosen]
-            second = spectrum[index, 16 + chosen]
+            a = first[index, chosen]
+            b = second[index, chosen]
             with np.errstate(divide="ignore", invalid="ignore"):
-                steady = np.abs(20 * np.log10(np.abs(first) / np.abs(second)))
-            offset = np.angle(second * np.conj(first)) * _HZ_PER_RADIAN
-            ok &= (steady <= STEADY_DB) & (np.abs(offset) <= _LIMIT_HZ[chosen])
-        return [KEYS[rows[i]][cols[i] - 4] if ok[i] else None for i in range(count)]
+                steady = np.abs(20 * np.log10(np.abs(a) / np.abs(b)))
+            offset = np.angle(b * np.conj(a)) * _HZ_PER_RADIAN
+            good &= (steady <= STEADY_DB) & (np.abs(offset) <= _LIMIT_HZ[chosen])
+        for i, block in enumerate(picked):
+            if good[i]:
+                none[block] = KEYS[rows[i]][cols[i] - 4]
+        return none
 
     def _step(self, digit: str | None) -> str | None:
         """Debounce: report a digit on its MIN_BLOCKS-th block, once per key press."""
