@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import pytest
 
 from media.rtp.packet import RtpPacket, RtpParseError, is_rtcp, rtp_header
-from tests.pcap import read_udp_payloads
+from tests.pcap import PcapError, read_udp_datagrams, read_udp_payloads
 
 SIPP = Path("/usr/share/sip-tester")
 DTMF_FILES = sorted(SIPP.glob("dtmf_2833_*.pcap"))
@@ -197,3 +198,49 @@ def test_is_rtcp_rfc5761_range(second_byte: int, rtcp: bool) -> None:
 def test_is_rtcp_on_too_short_data() -> None:
     assert is_rtcp(b"") is False
     assert is_rtcp(b"\x80") is False
+
+
+# --- the capture reader the tests above rely on (tests/pcap.py) -------------------
+
+
+def test_pcap_reader_addresses_and_times_match_tshark() -> None:
+    datagrams = read_udp_datagrams(SIPP / "g711a.pcap")
+    # tshark: "10.1.3.143 -> 10.1.6.18", UDP 5000 -> 2006, last packet at +7.049628 s
+    assert {(src, dst) for _, src, dst, _ in datagrams} == {
+        (("10.1.3.143", 5000), ("10.1.6.18", 2006))
+    }
+    assert datagrams[-1][0] - datagrams[0][0] == pytest.approx(7.049628, abs=1e-6)
+
+
+def test_pcap_reader_linux_cooked_capture(tmp_path: Path) -> None:
+    # re-wrap the real Ethernet frames of g711a.pcap as LINKTYPE_LINUX_SLL (113) records
+    raw = (SIPP / "g711a.pcap").read_bytes()
+    out = bytearray(raw[:20] + struct.pack("<I", 113))
+    pos = 24
+    while pos < len(raw):
+        sec, usec, caplen, _ = struct.unpack_from("<IIII", raw, pos)
+        frame = raw[pos + 16 : pos + 16 + caplen]
+        sll = struct.pack("!HHH8sH", 0, 1, 6, frame[6:12] + b"\x00\x00", 0x0800) + frame[14:]
+        out += struct.pack("<IIII", sec, usec, len(sll), len(sll)) + sll
+        pos += 16 + caplen
+    path = tmp_path / "sll.pcap"
+    path.write_bytes(bytes(out))
+    assert read_udp_payloads(path) == read_udp_payloads(SIPP / "g711a.pcap")
+
+
+def test_pcap_reader_refuses_what_it_cannot_read(tmp_path: Path) -> None:
+    not_pcap = tmp_path / "x.pcapng"
+    not_pcap.write_bytes(bytes.fromhex("0a0d0d0a") + bytes(40))
+    with pytest.raises(PcapError) as err:
+        read_udp_payloads(not_pcap)
+    assert str(err.value) == f"{not_pcap}: not a classic pcap file (magic 0a0d0d0a)"
+    cut = tmp_path / "cut.pcap"
+    whole = (SIPP / "dtmf_2833_1.pcap").read_bytes()  # first record: 16 + 58 bytes at 24
+    cut.write_bytes(whole[:60])
+    with pytest.raises(PcapError) as err:
+        read_udp_payloads(cut)
+    assert str(err.value) == f"{cut}: record at byte 24 needs 58 bytes, file ends"
+    cut.write_bytes(whole[:100])
+    with pytest.raises(PcapError) as err:
+        read_udp_payloads(cut)
+    assert str(err.value) == f"{cut}: record header at byte 98 is truncated"
