@@ -1,5 +1,8 @@
 """The media pipeline of one call, driven by the shared media clock.
 
+RTP is symmetric (RFC 4961): we send to the address the peer's RTP comes
+from, and nothing before the first packet arrives (see ``destination``).
+
 Receive path (per datagram): parse the RTP header, enforce the latched source
 (strict RTP), route telephone-events to the RFC 4733 receiver and audio to the
 jitter buffer. Send path (per tick): take the next pre-encoded prompt payload
@@ -163,18 +166,36 @@ class MediaSession:
             return
         self._on_digit(digit, source)
 
+    def destination(self) -> Addr | None:
+        """Where our RTP goes: the address the peer's RTP comes from (symmetric RTP).
+
+        Until the first packet latches a source nothing is sent, so an SDP
+        naming an address we cannot verify (NAT, or a forged offer) never
+        receives a packet from us. Only a peer that said it will not send
+        (its SDP recvonly: we are sendonly) is trusted on its SDP address.
+        """
+        source = self.recv_state.source
+        if source is not None:
+            return source
+        if self.direction == "sendonly":
+            return self.remote
+        return None
+
     # -------------------------------------------------------------- the tick
     def tick(self, now: float) -> None:
         """Called by the media clock every ``ptime``: send one frame, play out one."""
         if self.closed:
             return
-        payload = self.player.next_payload(self.codec, self.samples)
-        for event in self.player.drain_events():
-            self._on_playback(event)
+        dest = self.destination()
+        payload = None
+        if dest is not None:  # nothing is played into the void before media flows
+            payload = self.player.next_payload(self.codec, self.samples)
+            for event in self.player.drain_events():
+                self._on_playback(event)
         sent = payload if payload is not None else self.silence
-        if self.direction in SENDING:
+        if dest is not None and self.direction in SENDING:
             header = self.send_state.next_header(self.payload_type, self.samples)
-            self._send_rtp(header + sent, self.remote)
+            self._send_rtp(header + sent, dest)
             self.totals.packets_out += 1
         else:
             sent = self.silence
@@ -219,7 +240,9 @@ class MediaSession:
         report = self.rtcp.build(
             self.send_state, self.recv_state, now, wall=now + self.wall_offset, cname=self.cname
         )
-        self._send_rtcp(report, (self.remote[0], self.remote[1] + 1))
+        dest = self.destination()
+        if dest is not None:
+            self._send_rtcp(report, (dest[0], self.remote[1] + 1))
         self.totals.rtcp_out += 1
 
     def close(self) -> None:

@@ -1,0 +1,116 @@
+"""The per-call media pipeline on virtual time, with real packets and prompts."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+
+from media.capture import CallCapture
+from media.dtmf.rfc4733 import TelephoneEventSender
+from media.g711 import alaw_encode
+from media.prompts.player import PlaybackFinished, Prompt
+from media.prompts.tones import tone
+from media.rtp.packet import RtpPacket, rtp_header
+from media.sdp import SessionDescription, negotiate
+from media.session import MediaSession, MediaTotals
+
+OFFER = (
+    b"v=0\r\no=- 1 1 IN IP4 192.0.2.9\r\ns=-\r\nc=IN IP4 192.0.2.9\r\nt=0 0\r\n"
+    b"m=audio 4000 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\n"
+    b"a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\n"
+)
+PEER = ("127.0.0.1", 40000)
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.blocks: list[np.ndarray] = []
+        self.closed = False
+
+    def write(self, block: np.ndarray) -> None:
+        self.blocks.append(block)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _session() -> tuple[MediaSession, list[tuple[bytes, tuple[str, int]]], list[str], Sink]:
+    media = negotiate(
+        SessionDescription.parse(OFFER),
+        local_address="127.0.0.1",
+        local_port=30000,
+        session_id=1,
+        session_version=1,
+    )
+    sent: list[tuple[bytes, tuple[str, int]]] = []
+    digits: list[str] = []
+    sink = Sink()
+    session = MediaSession(
+        media=media,
+        send_rtp=lambda data, addr: sent.append((data, addr)),
+        send_rtcp=lambda data, addr: None,
+        rng=random.Random(1),
+        totals=MediaTotals(),
+        on_digit=lambda digit, source: digits.append(digit),
+        on_playback=lambda event: None,
+        capture=CallCapture([sink], flush_frames=5),
+        jitter_ms=40,
+    )
+    return session, sent, digits, sink
+
+
+def test_nothing_is_sent_before_the_peer_latches() -> None:
+    session, sent, _, _ = _session()
+    for i in range(10):
+        session.tick(i * 0.02)
+    assert sent == []  # the SDP said 192.0.2.9: never trusted before media flows
+    audio = tone([1000], 200)
+    for i in range(10):
+        payload = alaw_encode(audio[i * 160 : (i + 1) * 160])
+        session.receive_rtp(
+            rtp_header(8, i == 0, 100 + i, 160 * i, 7) + payload, PEER, 1.0 + i * 0.02
+        )
+        session.tick(1.0 + i * 0.02)
+    assert sent and {addr for _, addr in sent} == {PEER}
+    first = RtpPacket.parse(sent[0][0])
+    assert first.payload_type == 8 and first.marker
+
+
+def test_strict_source_and_prompt_frames() -> None:
+    session, sent, _, sink = _session()
+    prompt = Prompt(tone([440], 100))
+    session.player.enqueue(prompt, tag=1)
+    session.receive_rtp(rtp_header(8, True, 1, 0, 7) + b"\xd5" * 160, PEER, 0.0)
+    before = session.totals.dropped
+    session.receive_rtp(rtp_header(8, False, 2, 160, 7) + b"\xd5" * 160, ("127.0.0.1", 1), 0.0)
+    assert session.totals.dropped == before + 1
+    for i in range(10):
+        session.tick(i * 0.02)
+    payloads = [RtpPacket.parse(d).payload for d, _ in sent]
+    assert payloads[:5] == prompt.payloads(session.codec, 160)
+    assert payloads[5] == session.silence
+    session.close()
+    assert sink.closed and sum(len(b) for b in sink.blocks) == 10 * 160
+    right = np.concatenate([b[:, 1] for b in sink.blocks])
+    assert np.abs(right[:800].astype(int)).max() > 1000  # the prompt, as sent
+
+
+def test_telephone_event_reports_digit_once() -> None:
+    session, _, digits, _ = _session()
+    sender = TelephoneEventSender()
+    for n, pkt in enumerate(sender.packets("7", 120)):
+        header = rtp_header(101, pkt.marker, 10 + n, 8000 + pkt.timestamp_offset, 7)
+        session.receive_rtp(header + pkt.payload, PEER, n * 0.02)
+    assert digits == ["7"]
+
+
+def test_playback_event_reaches_the_owner() -> None:
+    session, _, _, _ = _session()
+    finished: list[PlaybackFinished] = []
+    session._on_playback = finished.append
+    session.player.enqueue(Prompt(tone([440], 40)), tag="hello")
+    session.receive_rtp(rtp_header(8, True, 1, 0, 7) + b"\xd5" * 160, PEER, 0.0)
+    for i in range(3):
+        session.tick(i * 0.02)
+    assert finished == [PlaybackFinished("hello", False)]
