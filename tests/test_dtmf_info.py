@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from media.dtmf.info import (
     DEFAULT_DURATION_MS,
@@ -122,3 +124,23 @@ def test_build_and_parse_back() -> None:
         build_dtmf_relay("x")
     with pytest.raises(DtmfBodyError, match=r"^duration -1 ms is outside 0-60000$"):
         build_dtmf_relay("1", -1)
+
+
+@settings(max_examples=1000, deadline=None, derandomize=True)
+@given(
+    st.binary(max_size=60)
+    | st.text(alphabet="SignalDurto=0123456789*#ABCD \r\n-", max_size=60).map(str.encode)
+)
+def test_any_body_gives_a_digit_or_dtmf_body_error(body: bytes) -> None:
+    try:
+        digit, duration = parse_dtmf_relay(body)
+    except DtmfBodyError:
+        pass
+    else:
+        assert len(digit) == 1 and digit in "0123456789*#ABCD" and 0 <= duration <= 60_000
+    try:
+        digit = parse_dtmf(body)
+    except DtmfBodyError:
+        pass
+    else:
+        assert len(digit) == 1 and digit in "0123456789*#ABCD"

@@ -6,6 +6,8 @@ import random
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from media.dtmf.rfc4733 import (
     DtmfEvent,
@@ -175,3 +177,20 @@ def test_sender_refuses_bad_settings() -> None:
         TelephoneEventSender(ptime_ms=0)
     with pytest.raises(ValueError, match=r"^volume is 0-63 \(-dBm0\), got 64$"):
         TelephoneEventSender(volume=64)
+
+
+@settings(max_examples=1000, deadline=None, derandomize=True)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 3), st.integers(0, 0xFFFFFFFF), st.booleans(), st.binary(max_size=8)
+        ),
+        max_size=30,
+    )
+)
+def test_any_packets_give_digits_or_nothing(packets: list[tuple[int, int, bool, bytes]]) -> None:
+    receiver = TelephoneEventReceiver()
+    for n, (ssrc, timestamp, marker, payload) in enumerate(packets):
+        events = receiver.feed(RtpPacket(101, n, timestamp, ssrc, payload, marker=marker), 0.0)
+        assert len(events) <= 1
+        assert all(e.digit in "0123456789*#ABCD" for e in events)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from media.rtp.packet import is_rtcp
 from media.rtp.rtcp import (
@@ -232,3 +236,40 @@ def test_serialising_impossible_values_is_refused() -> None:
         bytes(Bye([1], b"x" * 256))
     with pytest.raises(ValueError, match=r"^SDES item type 0 with 1 bytes cannot be sent$"):
         bytes(SourceDescription([SdesChunk(1, [(0, b"x")])]))
+
+
+@settings(max_examples=1000, deadline=None, derandomize=True)
+@given(st.binary(min_size=0, max_size=120))
+def test_arbitrary_bytes_parse_or_raise_rtcp_parse_error(data: bytes) -> None:
+    with contextlib.suppress(RtcpParseError):
+        parse_compound(data)
+
+
+def _framed(parts: list[tuple[int, int, bytes]]) -> bytes:
+    """Valid RTCP framing (version, count, length) around arbitrary bodies."""
+    out = b""
+    for packet_type, count, body in parts:
+        body = body[: len(body) // 4 * 4]
+        out += bytes((0x80 | count, packet_type)) + (len(body) // 4).to_bytes(2, "big") + body
+    return out
+
+
+@settings(max_examples=1000, deadline=None, derandomize=True)
+@given(
+    st.lists(
+        st.tuples(st.integers(200, 204), st.integers(0, 31), st.binary(max_size=64)),
+        min_size=1,
+        max_size=3,
+    )
+)
+def test_valid_framing_with_any_body_parses_or_raises_rtcp_parse_error(
+    parts: list[tuple[int, int, bytes]],
+) -> None:
+    data = _framed(parts)
+    try:
+        packets = parse_compound(data)
+    except RtcpParseError:
+        return
+    assert len(packets) == len(parts)
+    if all(packet_type == 204 for packet_type, _, _ in parts):  # APP: kept verbatim
+        assert serialize_compound(packets) == data

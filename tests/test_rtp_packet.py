@@ -6,6 +6,8 @@ import struct
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from media.rtp.packet import RtpPacket, RtpParseError, is_rtcp, rtp_header
 from tests.pcap import PcapError, read_udp_datagrams, read_udp_payloads
@@ -244,3 +246,14 @@ def test_pcap_reader_refuses_what_it_cannot_read(tmp_path: Path) -> None:
     with pytest.raises(PcapError) as err:
         read_udp_payloads(cut)
     assert str(err.value) == f"{cut}: record header at byte 98 is truncated"
+
+
+@settings(max_examples=1000, deadline=None, derandomize=True)
+@given(st.binary(min_size=0, max_size=80))
+def test_arbitrary_bytes_parse_or_raise_rtp_parse_error(data: bytes) -> None:
+    try:
+        packet = RtpPacket.parse(data)
+    except RtpParseError:
+        return
+    if not data[0] & 0x20:  # padding content is normalised; everything else round-trips
+        assert bytes(packet) == data
