@@ -30,6 +30,11 @@ with ``-l LEVEL``, ``-r LEVEL/ramp`` (LEVEL calls up within ``--ramp`` s) and
   run and the highest one-second sample;
 * SIPp's WatchdogMajor: > 0 means SIPp itself was starved and the level is void.
 
+A target has collapsed at a level when its process died, SIPp could not finish,
+more than 10 % of the calls failed, it detected digits for less than half the
+successful calls, or its RTP drifted more than 100 ms per second (sending at
+< ~91 % of real time). Levels stop rising after a collapse or a void level.
+
 The machine has 2 cores and is shared: the 1-minute load average before each
 level is printed with it. Figures are for comparison on this machine only.
 """
@@ -69,6 +74,8 @@ from tests.peers.sipp import MEDIA_PORT_STEP, Sipp  # noqa: E402
 
 CALL_SECONDS = 10.0
 """uac_pcap call length (~9 s) plus pyVoIP's 1 s of ringing."""
+MAX_DRIFT_MS_PER_S = 100.0
+"""A sender losing more than this per second (sending < ~91 % of real time) has collapsed."""
 
 
 # -- CPU accounting ---------------------------------------------------------------------
@@ -404,15 +411,25 @@ class LevelResult:
         return self.watchdog_major > 0
 
     @property
-    def collapsed(self) -> bool:
-        """The answering side broke down at this level."""
-        if self.answerer_died or self.sipp_timed_out:
-            return True
+    def collapse_reason(self) -> str:
+        """Why the answering side counts as broken down at this level ("" if it did not)."""
+        if self.answerer_died:
+            return "answering process died"
+        if self.sipp_timed_out:
+            return "SIPp run did not finish"
         if self.created and self.failed > 0.10 * self.created:
-            return True
-        return bool(
-            self.successful and self.digits is not None and self.digits < 0.5 * self.successful
-        )
+            return f"{self.failed}/{self.created} calls failed"
+        if self.successful and self.digits is not None and self.digits < 0.5 * self.successful:
+            return f"only {self.digits:.0f} digits for {self.successful} calls"
+        if self.drift_ms_per_s is not None and self.drift_ms_per_s > MAX_DRIFT_MS_PER_S:
+            pace = 100.0 / (1.0 + self.drift_ms_per_s / 1000.0)
+            return f"RTP sent at {pace:.0f} % of real time"
+        return ""
+
+    @property
+    def collapsed(self) -> bool:
+        """The answering side broke down at this level (see :attr:`collapse_reason`)."""
+        return bool(self.collapse_reason)
 
 
 def _sampler(fn: Callable[[], float | None], interval: float = 1.0) -> tuple[Any, list[float]]:
@@ -593,8 +610,14 @@ def run_target(
             break
         results.append(r)
         print(format_row(r), flush=True)
+        if r.void:
+            print(f"[{target.name}] level {level} void (SIPp overloaded): not raising further")
+            break
         if r.collapsed:
-            print(f"[{target.name}] collapsed at {level}: not raising further", flush=True)
+            print(
+                f"[{target.name}] collapsed at {level} ({r.collapse_reason}): not raising further",
+                flush=True,
+            )
             break
     return results
 
@@ -642,7 +665,9 @@ def main(argv: list[str] | None = None) -> int:
             tables.append(("pyVoIP 1.6.8 baseline, SIPp uac_pcap -> kamailio -> pyVoIP", rows))
     for title, rows in tables:
         print_table(title, rows)
-        all_results[title] = [{**asdict(r), "void": r.void, "collapsed": r.collapsed} for r in rows]
+        all_results[title] = [
+            {**asdict(r), "void": r.void, "collapse_reason": r.collapse_reason} for r in rows
+        ]
     if args.json is not None:
         args.json.write_text(json.dumps(all_results, indent=1))
     return 0
