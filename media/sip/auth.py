@@ -281,6 +281,8 @@ def authorization(
     ]
     if qop:
         parts += [f"cnonce={quote(cnonce)}", f"qop={qop}", f"nc={nc_text}"]
+    elif challenge.algorithm.upper().endswith("-SESS"):  # H(A1) uses the cnonce
+        parts.append(f"cnonce={quote(cnonce)}")
     if challenge.opaque is not None:
         parts.append(f"opaque={quote(challenge.opaque)}")
     if challenge.userhash:
