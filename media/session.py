@@ -33,7 +33,7 @@ from media.g711 import Codec, codec_by_name
 from media.prompts.player import PlaybackFinished, Player
 from media.rtp.jitter import JitterBuffer
 from media.rtp.packet import RtpPacket, RtpParseError
-from media.rtp.rtcp import RtcpParseError, parse_compound
+from media.rtp.rtcp import RtcpParseError, SenderReport, parse_compound
 from media.rtp.stream import RtcpScheduler, RtpReceiveState, RtpSendState
 from media.sdp import NegotiatedMedia
 
@@ -149,13 +149,16 @@ class MediaSession:
             self.jitter.push(packet, now)
 
     def receive_rtcp(self, data: bytes, addr: Addr, now: float) -> None:
-        """One datagram from the RTCP socket (kept for the statistics only)."""
+        """One datagram from the RTCP socket: Sender Reports feed our LSR/DLSR."""
         try:
-            parse_compound(data)
+            packets = parse_compound(data)
         except RtcpParseError:
             self.totals.malformed += 1
             return
         self.totals.rtcp_in += 1
+        for packet in packets:
+            if isinstance(packet, SenderReport):
+                self.recv_state.on_sender_report(packet, now)
 
     def inject_digit(self, digit: str, source: str) -> None:
         """A digit that arrived outside RTP (SIP INFO)."""
@@ -194,7 +197,7 @@ class MediaSession:
                 self._on_playback(event)
         sent = payload if payload is not None else self.silence
         if dest is not None and self.direction in SENDING:
-            header = self.send_state.next_header(self.payload_type, self.samples)
+            header = self.send_state.next_header(self.payload_type, self.samples, now=now)
             self._send_rtp(header + sent, dest)
             self.totals.packets_out += 1
         else:
