@@ -193,6 +193,8 @@ class UserAgent:
         for call in self._calls.values():
             if call.retransmit_at is not None:
                 times.append(call.retransmit_at)
+                if call.give_up_at is not None:
+                    times.append(call.give_up_at)
         return min(times) if times else None
 
     def pending_transactions(self) -> int:
@@ -227,7 +229,11 @@ class UserAgent:
                 if ctx.timed_out and owner is not None:
                     self._client_timeout(owner, ctx)
         for call in list(self._calls.values()):
-            if call.retransmit_at is not None and now >= call.retransmit_at:
+            if call.retransmit_at is None:
+                continue
+            if now >= call.retransmit_at or (
+                call.give_up_at is not None and now >= call.give_up_at
+            ):
                 self._retransmit_2xx(call, now)
         self._collect()
 
