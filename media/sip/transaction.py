@@ -1,24 +1,29 @@
-"""SIP transactions (RFC 3261 §17, with RFC 6026's Accepted states), sans I/O.
+"""SIP transactions (RFC 3261 §17 with RFC 6026's Accepted states), sans I/O.
 
-The rule this module keeps: a transaction only ever (a) queues bytes for its
-peer address, (b) reports a response or a timeout to its owner, and (c) says
-when it next needs the clock. Time comes in as ``now``.
+The rule this module keeps: a transaction only ever (a) appends bytes for its
+peer to the outbox it was given, (b) tells its caller whether a message must
+go up to the transaction user (the UA core), and (c) says when it next needs
+the clock (``next_deadline``); time only ever comes in as ``now``.
 
-Timers (T1=0.5 s, T2=4 s, T4=5 s by default; over TCP the retransmission
-timers are off and the wait timers D, I, J, K are zero):
+State machines (timer values in :mod:`media.sip.timers`)::
 
-=====  ======================  =========================================
-timer  transaction             meaning
-=====  ======================  =========================================
-A, B   INVITE client           retransmit (T1, 2T1 ...); give up at 64*T1
-D      INVITE client           absorb final-response retransmissions, 32 s
-E, F   non-INVITE client       retransmit (capped at T2); give up at 64*T1
-G, H   INVITE server           retransmit final non-2xx; give up on ACK at 64*T1
-I      INVITE server           absorb ACK retransmissions, T4
-J      non-INVITE server       absorb request retransmissions, 64*T1
-K      non-INVITE client       absorb response retransmissions, T4
-L, M   INVITE server/client    RFC 6026 Accepted: absorb after a 2xx, 64*T1
-=====  ======================  =========================================
+    INVITE client       Calling --1xx--> Proceeding --300-699--> Completed --D--> Terminated
+                           |                  |--2xx--> Accepted --M--> Terminated
+                           |--A: resend, B: timeout--> Terminated
+    non-INVITE client   Trying --1xx--> Proceeding --final--> Completed --K--> Terminated
+                           |--E: resend (capped at T2), F: timeout--> Terminated
+    INVITE server       Proceeding --2xx--> Accepted --L--> Terminated
+                           |--300-699--> Completed --ACK--> Confirmed --I--> Terminated
+                                            |--G: resend, H: no ACK--> Terminated
+    non-INVITE server   Trying --1xx--> Proceeding --final--> Completed --J--> Terminated
+
+Matching (§17.1.3, §17.2.3): a request whose top Via branch starts with the
+magic cookie ``z9hG4bK`` matches on (branch, sent-by, method), with ACK
+matching its INVITE; a CANCEL is its own transaction but finds its INVITE by
+the same key with the method INVITE (§9.2). Without the cookie (RFC 2543
+peers, RFC 4475 inv2543 and badbranch) the key is the Request-URI, From tag,
+Call-ID, CSeq number and top Via; an ACK must also carry the To tag of our
+response. A response matches a client transaction on (branch, CSeq method).
 """
 
 from __future__ import annotations
@@ -26,14 +31,37 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
-from media.sip.message import Request, Response
+from media.sip.errors import SipParseError, SipUsageError
+from media.sip.events import Outgoing
+from media.sip.headers import MAGIC_COOKIE, Via
+from media.sip.message import Request, Response, make_request
+from media.sip.timers import TimerConfig
 
 Addr = tuple[str, int]
+TransactionKey = tuple[str, ...]
+
+__all__ = [
+    "ClientInviteTransaction",
+    "ClientNonInviteTransaction",
+    "ClientTransaction",
+    "RequestMatch",
+    "ServerInviteTransaction",
+    "ServerNonInviteTransaction",
+    "ServerTransaction",
+    "TransactionKey",
+    "TransactionLayer",
+    "TxState",
+    "ack_for_non_2xx",
+    "client_key",
+    "server_key",
+]
 
 
-class State(Enum):
-    TRYING = "trying"
+class TxState(Enum):
+    """Transaction states of RFC 3261 §17 plus RFC 6026's Accepted."""
+
     CALLING = "calling"
+    TRYING = "trying"
     PROCEEDING = "proceeding"
     COMPLETED = "completed"
     CONFIRMED = "confirmed"
@@ -41,188 +69,563 @@ class State(Enum):
     TERMINATED = "terminated"
 
 
-@dataclass
-class Timers:
-    t1: float = 0.5
-    t2: float = 4.0
-    t4: float = 5.0
+# --------------------------------------------------------------------- keys
+def _default_port(transport: str) -> int:
+    return 5061 if transport.upper() in ("TLS", "WSS") else 5060
 
 
-@dataclass
-class ServerTransaction:
-    """The server side of one request (INVITE or not)."""
+def _via_key(top: Via) -> tuple[str, str]:
+    port = top.port if top.port is not None else _default_port(top.transport)
+    return top.host.lower(), str(port)
 
-    key: tuple[str, ...]
-    request: Request
-    addr: Addr
-    transport: str
-    timers: Timers
-    state: State = State.PROCEEDING
-    last_response: bytes | None = None
-    retransmit_at: float | None = None
-    retransmit_interval: float = 0.0
-    expires_at: float | None = None
-    outbox: list[bytes] = field(default_factory=list)
-    ack_timeout: bool = False
 
-    @property
-    def is_invite(self) -> bool:
-        return self.request.method == "INVITE"
+def has_magic_cookie(branch: str | None) -> bool:
+    """True for an RFC 3261 branch: the cookie followed by at least one character."""
+    return branch is not None and branch.startswith(MAGIC_COOKIE) and len(branch) > 7
+
+
+def server_key(req: Request, method: str | None = None) -> TransactionKey:
+    """The server transaction key of ``req`` (RFC 3261 §17.2.3).
+
+    ``method`` overrides the request's own (ACK and CANCEL look up their
+    INVITE with ``"INVITE"``). Raises :class:`SipParseError` if the top Via,
+    From or CSeq does not parse.
+    """
+    vias = req.vias
+    if not vias:
+        raise SipParseError("Via: missing")
+    top = vias[0]
+    wanted = method or ("INVITE" if req.method == "ACK" else req.method)
+    if has_magic_cookie(top.branch):
+        host, port = _via_key(top)
+        return ("3261", top.branch or "", host, port, wanted)
+    host, port = _via_key(top)
+    return (
+        "2543",
+        req.uri,
+        req.from_.tag or "",
+        req.call_id,
+        str(req.cseq.seq),
+        f"{top.transport}/{host}:{port}",
+        top.branch or "",
+        wanted,
+    )
+
+
+def client_key(branch: str, method: str) -> TransactionKey:
+    """The client transaction key for our request with ``branch`` (§17.1.3)."""
+    return ("client", branch, method)
+
+
+def response_key(resp: Response) -> TransactionKey | None:
+    """The client transaction a response belongs to; None if it cannot say."""
+    try:
+        vias = resp.vias
+        method = resp.cseq.method
+    except SipParseError:
+        return None
+    if not vias or not vias[0].branch:
+        return None
+    return client_key(vias[0].branch, method)
+
+
+def ack_for_non_2xx(invite: Request, response: Response) -> Request:
+    """The ACK a client INVITE transaction sends for a 300-699 (§17.1.1.3).
+
+    Same Request-URI, Call-ID, From, CSeq number, top Via (hence branch) and
+    Route as the INVITE; To from the response (it carries the UAS's tag).
+    """
+    headers = [("Via", invite.headers.get_all("Via")[0])]
+    headers += [("Route", r) for r in invite.headers.get_all("Route")]
+    headers += [
+        ("Max-Forwards", "70"),
+        ("From", invite.headers.get("From") or ""),
+        ("To", response.headers.get("To") or invite.headers.get("To") or ""),
+        ("Call-ID", invite.call_id),
+        ("CSeq", f"{invite.cseq.seq} ACK"),
+    ]
+    return make_request("ACK", invite.uri, headers)
+
+
+# ------------------------------------------------------------- base class
+class _Transaction:
+    """Timers, outbox and state shared by the four kinds."""
+
+    def __init__(
+        self,
+        key: TransactionKey,
+        request: Request,
+        addr: Addr,
+        transport: str,
+        config: TimerConfig,
+        outbox: list[Outgoing],
+        state: TxState,
+    ) -> None:
+        self.key = key
+        self.request = request
+        self.addr = addr
+        self.transport = transport
+        self.config = config
+        self.state = state
+        self._outbox = outbox
+        self._deadlines: dict[str, float] = {}
+        self._interval = config.t1
 
     @property
     def reliable(self) -> bool:
-        return self.transport != "udp"
-
-    def respond(self, response: Response, now: float) -> None:
-        """Send a response; final ones move the state machine on."""
-        data = bytes(response)
-        self.last_response = data
-        self.outbox.append(data)
-        t = self.timers
-        if response.status < 200:
-            self.state = State.PROCEEDING
-            return
-        if self.is_invite:
-            if response.status < 300:
-                self.state = State.ACCEPTED  # RFC 6026: the UA core retransmits the 2xx
-                self.expires_at = now + 64 * t.t1
-            else:
-                self.state = State.COMPLETED
-                if not self.reliable:
-                    self.retransmit_interval = t.t1
-                    self.retransmit_at = now + t.t1  # timer G
-                self.expires_at = now + 64 * t.t1  # timer H
-        else:
-            self.state = State.COMPLETED
-            self.expires_at = now + (0.0 if self.reliable else 64 * t.t1)  # timer J
-
-    def on_retransmission(self) -> None:
-        """The same request again: resend our last response (not after a 2xx)."""
-        if self.last_response is not None and self.state != State.ACCEPTED:
-            self.outbox.append(self.last_response)
-
-    def on_ack(self, now: float) -> None:
-        if self.state == State.COMPLETED and self.is_invite:
-            self.state = State.CONFIRMED
-            self.retransmit_at = None
-            self.expires_at = now + (0.0 if self.reliable else self.timers.t4)  # timer I
-
-    def next_deadline(self) -> float | None:
-        times = [t for t in (self.retransmit_at, self.expires_at) if t is not None]
-        return min(times) if times else None
-
-    def handle_timer(self, now: float) -> None:
-        if self.retransmit_at is not None and now >= self.retransmit_at:
-            if self.state == State.COMPLETED and self.last_response is not None:
-                self.outbox.append(self.last_response)
-                self.retransmit_interval = min(self.retransmit_interval * 2, self.timers.t2)
-                self.retransmit_at = now + self.retransmit_interval
-            else:
-                self.retransmit_at = None
-        if self.expires_at is not None and now >= self.expires_at:
-            if self.state == State.COMPLETED and self.is_invite:
-                self.ack_timeout = True  # timer H: the ACK never came
-            self.state = State.TERMINATED
-            self.retransmit_at = None
-            self.expires_at = None
-
-
-@dataclass
-class ClientTransaction:
-    """The client side of one request we sent."""
-
-    branch: str
-    request: Request
-    addr: Addr
-    transport: str
-    timers: Timers
-    now: float
-    state: State = State.TRYING
-    retransmit_at: float | None = None
-    retransmit_interval: float = 0.0
-    expires_at: float | None = None
-    outbox: list[bytes] = field(default_factory=list)
-    responses: list[Response] = field(default_factory=list)
-    timed_out: bool = False
-    ack: bytes | None = None
-
-    def __post_init__(self) -> None:
-        data = bytes(self.request)
-        self.outbox.append(data)
-        self._data = data
-        t = self.timers
-        if self.is_invite:
-            self.state = State.CALLING
-        if self.transport == "udp":
-            self.retransmit_interval = t.t1
-            self.retransmit_at = self.now + t.t1  # timer A or E
-        self.expires_at = self.now + 64 * t.t1  # timer B or F
+        """TCP (anything but UDP): no retransmissions, zero wait timers."""
+        return self.transport.lower() != "udp"
 
     @property
-    def is_invite(self) -> bool:
-        return self.request.method == "INVITE"
+    def terminated(self) -> bool:
+        return self.state is TxState.TERMINATED
 
     @property
     def method(self) -> str:
         return self.request.method
 
-    def on_response(self, response: Response, now: float, ack: bytes | None = None) -> bool:
-        """Account for a response; True if the owner should see it."""
-        reliable = self.transport != "udp"
-        if self.state in (State.COMPLETED, State.TERMINATED):
-            if self.ack is not None and response.status >= 300:
-                self.outbox.append(self.ack)  # retransmitted final response: ACK again
-            return False
-        if response.status < 200:
-            if self.state in (State.CALLING, State.TRYING):
-                self.state = State.PROCEEDING
-                if self.is_invite:
-                    self.retransmit_at = None
-                    self.expires_at = None  # timer C territory: the UA core decides
-                elif self.retransmit_at is not None:
-                    self.retransmit_interval = self.timers.t2
-            self.responses.append(response)
-            return True
-        if self.is_invite:
-            if response.status < 300:
-                if self.state == State.ACCEPTED:
-                    return True  # 2xx retransmission: the UA core re-ACKs
-                self.state = State.ACCEPTED
-                self.retransmit_at = None
-                self.expires_at = now + 64 * self.timers.t1  # timer M
-            else:
-                self.state = State.COMPLETED
-                self.ack = ack
-                if ack is not None:
-                    self.outbox.append(ack)
-                self.retransmit_at = None
-                self.expires_at = now + (0.0 if reliable else 32.0)  # timer D
-        else:
-            self.state = State.COMPLETED
-            self.retransmit_at = None
-            self.expires_at = now + (0.0 if reliable else self.timers.t4)  # timer K
-        self.responses.append(response)
-        return True
+    def timer(self, name: str) -> float | None:
+        """When timer ``name`` ("A" ... "M") fires next, or None if not running."""
+        return self._deadlines.get(name)
 
     def next_deadline(self) -> float | None:
-        times = [t for t in (self.retransmit_at, self.expires_at) if t is not None]
-        return min(times) if times else None
+        """The earliest running timer."""
+        return min(self._deadlines.values()) if self._deadlines else None
 
     def handle_timer(self, now: float) -> None:
-        if self.retransmit_at is not None and now >= self.retransmit_at:
-            self.outbox.append(self._data)
-            self.retransmit_interval *= 2
-            if not self.is_invite or self.state == State.PROCEEDING:
-                self.retransmit_interval = min(self.retransmit_interval, self.timers.t2)
-            self.retransmit_at = now + self.retransmit_interval
-        if self.expires_at is not None and now >= self.expires_at:
-            if self.state in (State.CALLING, State.TRYING, State.PROCEEDING):
-                self.timed_out = True
-            self.state = State.TERMINATED
-            self.retransmit_at = None
-            self.expires_at = None
+        """Fire every timer due at ``now``, earliest first."""
+        while self._deadlines:
+            name, when = min(self._deadlines.items(), key=lambda item: item[1])
+            if when > now:
+                return
+            del self._deadlines[name]
+            self._fire(name, now)
 
-    def cancel_timers(self) -> None:
-        self.retransmit_at = None
-        self.expires_at = None
-        self.state = State.TERMINATED
+    def _fire(self, name: str, now: float) -> None:
+        raise NotImplementedError
+
+    def _send(self, data: bytes) -> None:
+        self._outbox.append(Outgoing(data, self.addr, self.transport))
+
+    def _arm(self, name: str, when: float) -> None:
+        self._deadlines[name] = when
+
+    def _wait_then_terminate(self, name: str, delay: float, now: float) -> None:
+        """Run wait timer ``name``; a zero wait (reliable transport) ends at once."""
+        self._deadlines.clear()
+        if delay <= 0:
+            self.state = TxState.TERMINATED
+        else:
+            self._arm(name, now + delay)
+
+    def terminate(self) -> None:
+        """Stop every timer and end the transaction (the TU gave up on it)."""
+        self._deadlines.clear()
+        self.state = TxState.TERMINATED
+
+
+# ------------------------------------------------------------------ client
+class ClientInviteTransaction(_Transaction):
+    """INVITE client transaction (§17.1.1, RFC 6026 §7.2). Sends the INVITE at once."""
+
+    def __init__(
+        self,
+        request: Request,
+        addr: Addr,
+        transport: str,
+        config: TimerConfig,
+        outbox: list[Outgoing],
+        now: float,
+    ) -> None:
+        branch = request.vias[0].branch or ""
+        key = client_key(branch, "INVITE")
+        super().__init__(key, request, addr, transport, config, outbox, TxState.CALLING)
+        self.timed_out = False
+        self.ack: bytes | None = None
+        self._data = bytes(request)
+        self._send(self._data)
+        if not self.reliable:
+            self._arm("A", now + config.t1)
+        self._arm("B", now + config.transaction_timeout)
+
+    def receive_response(self, resp: Response, now: float) -> bool:
+        """Account for a response; True if the UA core must see it.
+
+        2xx retransmissions in Accepted go up (the UA core re-sends its ACK);
+        300-699 retransmissions in Completed are ACKed here and absorbed.
+        """
+        status = resp.status
+        if self.state in (TxState.CALLING, TxState.PROCEEDING):
+            if status < 200:
+                self.state = TxState.PROCEEDING
+                self._deadlines.clear()  # no retransmission, no timer B once 1xx came
+                return True
+            if status < 300:
+                self.state = TxState.ACCEPTED
+                self._deadlines.clear()
+                self._arm("M", now + self.config.transaction_timeout)
+                return True
+            self.ack = bytes(ack_for_non_2xx(self.request, resp))
+            self._send(self.ack)
+            self.state = TxState.COMPLETED
+            self._wait_then_terminate("D", self.config.timer_d(self.reliable), now)
+            return True
+        if self.state is TxState.ACCEPTED:
+            return 200 <= status < 300
+        if self.state is TxState.COMPLETED and status >= 300 and self.ack is not None:
+            self._send(self.ack)
+        return False
+
+    def _fire(self, name: str, now: float) -> None:
+        if name == "A" and self.state is TxState.CALLING:
+            self._send(self._data)
+            self._interval = self.config.next_interval(self._interval, capped=False)
+            self._arm("A", now + self._interval)
+        elif name == "B" and self.state is TxState.CALLING:
+            self.timed_out = True
+            self.terminate()
+        elif name in ("D", "M"):
+            self.terminate()
+
+
+class ClientNonInviteTransaction(_Transaction):
+    """Non-INVITE client transaction (§17.1.2). Sends the request at once."""
+
+    def __init__(
+        self,
+        request: Request,
+        addr: Addr,
+        transport: str,
+        config: TimerConfig,
+        outbox: list[Outgoing],
+        now: float,
+    ) -> None:
+        if request.method in ("INVITE", "ACK"):
+            raise SipUsageError(f"{request.method} cannot use a non-INVITE client transaction")
+        branch = request.vias[0].branch or ""
+        key = client_key(branch, request.method)
+        super().__init__(key, request, addr, transport, config, outbox, TxState.TRYING)
+        self.timed_out = False
+        self._data = bytes(request)
+        self._send(self._data)
+        if not self.reliable:
+            self._arm("E", now + config.t1)
+        self._arm("F", now + config.transaction_timeout)
+
+    def receive_response(self, resp: Response, now: float) -> bool:
+        """True if the UA core must see it (retransmissions in Completed are absorbed)."""
+        if self.state not in (TxState.TRYING, TxState.PROCEEDING):
+            return False
+        if resp.status < 200:
+            self.state = TxState.PROCEEDING
+            return True
+        self.state = TxState.COMPLETED
+        self._wait_then_terminate("K", self.config.timer_k(self.reliable), now)
+        return True
+
+    def _fire(self, name: str, now: float) -> None:
+        if name == "E" and self.state in (TxState.TRYING, TxState.PROCEEDING):
+            self._send(self._data)
+            if self.state is TxState.PROCEEDING:
+                self._interval = self.config.t2
+            else:
+                self._interval = self.config.next_interval(self._interval, capped=True)
+            self._arm("E", now + self._interval)
+        elif name == "F" and self.state in (TxState.TRYING, TxState.PROCEEDING):
+            self.timed_out = True
+            self.terminate()
+        elif name == "K":
+            self.terminate()
+
+
+ClientTransaction = ClientInviteTransaction | ClientNonInviteTransaction
+
+
+# ------------------------------------------------------------------ server
+class ServerInviteTransaction(_Transaction):
+    """INVITE server transaction (§17.2.1, RFC 6026 §7.1)."""
+
+    def __init__(
+        self,
+        key: TransactionKey,
+        request: Request,
+        addr: Addr,
+        transport: str,
+        config: TimerConfig,
+        outbox: list[Outgoing],
+    ) -> None:
+        super().__init__(key, request, addr, transport, config, outbox, TxState.PROCEEDING)
+        self.last_response: Response | None = None
+        self.ack_timed_out = False
+        self._last_data: bytes | None = None
+
+    @property
+    def final_sent(self) -> bool:
+        return self.state is not TxState.PROCEEDING
+
+    @property
+    def to_tag(self) -> str | None:
+        """The To tag of our last response (RFC 2543 ACK matching)."""
+        if self.last_response is None:
+            return None
+        try:
+            return self.last_response.to.tag
+        except SipParseError:
+            return None
+
+    def send_response(self, resp: Response, now: float) -> None:
+        """Send a response from the UA core; raises :class:`SipUsageError` if none is allowed.
+
+        In Accepted only 2xx retransmissions are allowed (the UA core's, §13.3.1.4).
+        """
+        status = resp.status
+        if self.state is TxState.ACCEPTED and 200 <= status < 300:
+            self._send(bytes(resp))
+            return
+        if self.state is not TxState.PROCEEDING:
+            raise SipUsageError(
+                f"INVITE server transaction in state {self.state.value} cannot send {status}"
+            )
+        data = bytes(resp)
+        self.last_response = resp
+        self._last_data = data
+        self._send(data)
+        if status < 200:
+            return
+        if status < 300:
+            self.state = TxState.ACCEPTED
+            self._arm("L", now + self.config.transaction_timeout)
+            return
+        self.state = TxState.COMPLETED
+        if not self.reliable:
+            self._interval = self.config.t1
+            self._arm("G", now + self._interval)
+        self._arm("H", now + self.config.transaction_timeout)
+
+    def receive_request(self, req: Request, now: float) -> bool:
+        """A retransmitted INVITE or an ACK; True if the UA core must see it.
+
+        Only an ACK in Accepted goes up (RFC 6026); INVITE retransmissions get
+        the last provisional or non-2xx final again, or nothing after a 2xx.
+        """
+        if req.method == "ACK":
+            if self.state is TxState.COMPLETED:
+                self.state = TxState.CONFIRMED
+                self._wait_then_terminate("I", self.config.timer_i(self.reliable), now)
+                return False
+            return self.state is TxState.ACCEPTED
+        if self.state in (TxState.PROCEEDING, TxState.COMPLETED) and self._last_data:
+            self._send(self._last_data)
+        return False
+
+    def _fire(self, name: str, now: float) -> None:
+        if name == "G" and self.state is TxState.COMPLETED and self._last_data:
+            self._send(self._last_data)
+            self._interval = self.config.next_interval(self._interval, capped=True)
+            self._arm("G", now + self._interval)
+        elif name == "H" and self.state is TxState.COMPLETED:
+            self.ack_timed_out = True
+            self.terminate()
+        elif name in ("I", "L"):
+            self.terminate()
+
+
+class ServerNonInviteTransaction(_Transaction):
+    """Non-INVITE server transaction (§17.2.2)."""
+
+    def __init__(
+        self,
+        key: TransactionKey,
+        request: Request,
+        addr: Addr,
+        transport: str,
+        config: TimerConfig,
+        outbox: list[Outgoing],
+    ) -> None:
+        super().__init__(key, request, addr, transport, config, outbox, TxState.TRYING)
+        self.last_response: Response | None = None
+        self._last_data: bytes | None = None
+
+    @property
+    def final_sent(self) -> bool:
+        return self.state in (TxState.COMPLETED, TxState.TERMINATED)
+
+    def send_response(self, resp: Response, now: float) -> None:
+        """Send a response; raises :class:`SipUsageError` after the final one."""
+        if self.state not in (TxState.TRYING, TxState.PROCEEDING):
+            raise SipUsageError(
+                f"{self.method} server transaction in state {self.state.value} "
+                f"cannot send {resp.status}"
+            )
+        data = bytes(resp)
+        self.last_response = resp
+        self._last_data = data
+        self._send(data)
+        if resp.status < 200:
+            self.state = TxState.PROCEEDING
+            return
+        self.state = TxState.COMPLETED
+        self._wait_then_terminate("J", self.config.timer_j(self.reliable), now)
+
+    def receive_request(self, req: Request, now: float) -> bool:
+        """A retransmission: resend the last response (none yet in Trying). Never goes up."""
+        if self.state is not TxState.TRYING and self._last_data is not None:
+            self._send(self._last_data)
+        return False
+
+    def _fire(self, name: str, now: float) -> None:
+        if name == "J":
+            self.terminate()
+
+
+ServerTransaction = ServerInviteTransaction | ServerNonInviteTransaction
+
+
+# ------------------------------------------------------------------- layer
+@dataclass
+class RequestMatch:
+    """What the transaction layer made of an incoming request.
+
+    ``tx`` is the (new or matched) server transaction, None for an ACK that
+    matches none (the ACK of a 2xx: it belongs to the dialog). ``new`` is
+    True for a request that created ``tx``; ``pass_up`` says whether the UA
+    core must handle the request at all (False: a retransmission, absorbed).
+    """
+
+    tx: ServerTransaction | None
+    new: bool
+    pass_up: bool
+
+
+@dataclass
+class TransactionLayer:
+    """Every live transaction of one UA, the matching rules and the shared outbox.
+
+    ``outbox`` collects :class:`Outgoing` datagrams from all transactions in
+    order; the owner drains it.
+    """
+
+    config: TimerConfig = field(default_factory=TimerConfig)
+    outbox: list[Outgoing] = field(default_factory=list)
+    server: dict[TransactionKey, ServerTransaction] = field(default_factory=dict)
+    client: dict[TransactionKey, ClientTransaction] = field(default_factory=dict)
+    _merge_index: dict[tuple[str, str, int, str], TransactionKey] = field(default_factory=dict)
+
+    # ---------------------------------------------------------------- server
+    def receive_request(self, req: Request, addr: Addr, transport: str, now: float) -> RequestMatch:
+        """Match ``req`` to a server transaction or create one.
+
+        The request must have passed header validation (Via, From, To,
+        Call-ID and CSeq parse); otherwise :class:`SipParseError` propagates.
+        """
+        key = server_key(req)
+        if req.method == "ACK":
+            itx = self.server.get(key)
+            if not isinstance(itx, ServerInviteTransaction) or not self._ack_matches(itx, req):
+                return RequestMatch(None, False, True)
+            return RequestMatch(itx, False, itx.receive_request(req, now))
+        existing = self.server.get(key)
+        if existing is not None:
+            existing.receive_request(req, now)
+            return RequestMatch(existing, False, False)
+        tx: ServerTransaction
+        if req.method == "INVITE":
+            tx = ServerInviteTransaction(key, req, addr, transport, self.config, self.outbox)
+        else:
+            tx = ServerNonInviteTransaction(key, req, addr, transport, self.config, self.outbox)
+        self.server[key] = tx
+        merge = _merge_key(req)
+        self._merge_index.setdefault(merge, key)
+        return RequestMatch(tx, True, True)
+
+    @staticmethod
+    def _ack_matches(itx: ServerInviteTransaction, ack: Request) -> bool:
+        if itx.key[0] == "3261":
+            return True
+        try:  # RFC 2543: the ACK must also carry the To tag of our response
+            return ack.to.tag == itx.to_tag
+        except SipParseError:
+            return False
+
+    def is_merged(self, tx: ServerTransaction) -> bool:
+        """§8.2.2.2: another live transaction has this From tag, Call-ID and CSeq."""
+        first = self._merge_index.get(_merge_key(tx.request))
+        return first is not None and first != tx.key and first in self.server
+
+    def invite_for_cancel(self, cancel: Request) -> ServerInviteTransaction | None:
+        """The INVITE server transaction a CANCEL targets (§9.2), if still alive."""
+        tx = self.server.get(server_key(cancel, "INVITE"))
+        return tx if isinstance(tx, ServerInviteTransaction) else None
+
+    # ---------------------------------------------------------------- client
+    def start_client(
+        self, req: Request, addr: Addr, transport: str, now: float
+    ) -> ClientTransaction:
+        """Create the client transaction for ``req`` (its top Via carries the branch) and send."""
+        tx: ClientTransaction
+        if req.method == "INVITE":
+            tx = ClientInviteTransaction(req, addr, transport, self.config, self.outbox, now)
+        else:
+            tx = ClientNonInviteTransaction(req, addr, transport, self.config, self.outbox, now)
+        if tx.key in self.client:
+            raise SipUsageError(f"a client transaction with branch {tx.key[1]} already exists")
+        self.client[tx.key] = tx
+        return tx
+
+    def receive_response(self, resp: Response, now: float) -> tuple[ClientTransaction | None, bool]:
+        """Match a response: (transaction or None if stray, whether the UA core must see it)."""
+        key = response_key(resp)
+        tx = self.client.get(key) if key is not None else None
+        if tx is None:
+            return None, True
+        return tx, tx.receive_response(resp, now)
+
+    def pending_client(self) -> int:
+        """Client transactions still waiting for a final response."""
+        waiting = (TxState.CALLING, TxState.TRYING, TxState.PROCEEDING)
+        return sum(1 for tx in self.client.values() if tx.state in waiting)
+
+    # ----------------------------------------------------------------- timers
+    def next_deadline(self) -> float | None:
+        """The earliest timer of any transaction."""
+        best: float | None = None
+        for table in (self.server, self.client):
+            for tx in table.values():
+                when = tx.next_deadline()
+                if when is not None and (best is None or when < best):
+                    best = when
+        return best
+
+    def handle_timer(self, now: float) -> list[ServerTransaction | ClientTransaction]:
+        """Fire due timers; returns the transactions that ended (check their flags)."""
+        ended: list[ServerTransaction | ClientTransaction] = []
+        for stx in list(self.server.values()):
+            when = stx.next_deadline()
+            if when is not None and when <= now:
+                stx.handle_timer(now)
+        for ctx in list(self.client.values()):
+            when = ctx.next_deadline()
+            if when is not None and when <= now:
+                ctx.handle_timer(now)
+        ended.extend(self.sweep())
+        return ended
+
+    def sweep(self) -> list[ServerTransaction | ClientTransaction]:
+        """Forget ended transactions (over TCP they end without a timer); returns them."""
+        ended: list[ServerTransaction | ClientTransaction] = []
+        for skey in [k for k, tx in self.server.items() if tx.terminated]:
+            ended.append(self.server.pop(skey))
+        for ckey in [k for k, tx in self.client.items() if tx.terminated]:
+            ended.append(self.client.pop(ckey))
+        if ended:
+            self._prune_merge_index()
+        return ended
+
+    def _prune_merge_index(self) -> None:
+        if len(self._merge_index) > len(self.server):
+            self._merge_index = {m: k for m, k in self._merge_index.items() if k in self.server}
+
+
+def _merge_key(req: Request) -> tuple[str, str, int, str]:
+    cseq = req.cseq
+    return (req.from_.tag or "", req.call_id, cseq.seq, cseq.method)
