@@ -131,3 +131,16 @@ async def test_inband_dtmf_in_speech(engine: Engine, tmp_path: Path) -> None:
     assert engine.calls is not None
     digits = engine.calls.finished_calls[-1].digits
     assert [(d, s) for _, d, s in digits] == [("2", "inband"), ("5", "inband"), ("#", "inband")]
+
+
+async def test_hold_unhold_and_info_dtmf(engine: Engine) -> None:
+    sipp = Sipp(
+        SCENARIOS / "uac_hold_info.xml",
+        remote=f"{engine.sip.host}:{engine.sip.port}",
+        timeout=30,
+    )
+    result = await sipp.run_async()
+    assert result.ok, result.summary()
+    assert engine.calls is not None
+    digits = engine.calls.finished_calls[-1].digits
+    assert [(d, s) for _, d, s in digits] == [("7", "info"), ("*", "info")]
