@@ -122,6 +122,21 @@ def tree_cpu_seconds(root: int) -> float:
     return total
 
 
+def host_cpu_times() -> tuple[float, float]:
+    """(busy, total) jiffies of all CPUs from /proc/stat."""
+    fields = [float(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
+    total = sum(fields[:8])  # user nice system idle iowait irq softirq steal
+    return total - idle, total
+
+
+def host_busy_percent(before: tuple[float, float], after: tuple[float, float]) -> float:
+    """Share of all the machine's CPU time that was busy between two samples (0-100)."""
+    busy = after[0] - before[0]
+    total = after[1] - before[1]
+    return 100.0 * busy / total if total > 0 else 0.0
+
+
 class CpuSampler:
     """Samples a process tree's CPU every ``interval`` s in a thread."""
 
@@ -398,6 +413,9 @@ class LevelResult:
     drift_ms_per_s: float | None = None
     cpu_mean: float | None = None
     cpu_peak: float | None = None
+    sipp_cpu: float | None = None
+    capture_cpu: float | None = None
+    host_busy: float | None = None
     watchdog_major: int = 0
     capture_dropped: int = 0
     sipp_timed_out: bool = False
@@ -484,13 +502,23 @@ def run_level(target: Target, level: int, calls: int, ramp: float, work: Path) -
     cap.start()
     cpu = CpuSampler(target.pid)
     cpu.start()
+    host0 = host_cpu_times()
     (stop_evt, thread), active = _sampler(target.own_active_calls)
     try:
-        result = sipp.run()
+        handle = sipp.start()
+        sipp_cpu = CpuSampler(handle.pid)
+        sipp_cpu.start()
+        assert cap.proc is not None
+        cap_cpu = CpuSampler(cap.proc.pid)
+        cap_cpu.start()
+        result = handle.wait(sipp.effective_wall_timeout())
+        res.sipp_cpu = sipp_cpu.stop()[0]
+        res.capture_cpu = cap_cpu.stop()[0]
     finally:
         stop_evt.set()
         thread.join(timeout=5)
         res.cpu_mean, res.cpu_peak = cpu.stop()
+        res.host_busy = host_busy_percent(host0, host_cpu_times())
         cstats = cap.stop()
     # Give the answering side a moment to account the last digits / BYEs.
     time.sleep(1.0)
@@ -539,7 +567,7 @@ def _f(x: float | None, fmt: str = "{:.1f}") -> str:
 HEADER = (
     f"{'level':>5} {'calls':>5} {'ok':>5} {'fail':>4} {'peak':>5} {'own':>5} {'digits':>6} "
     f"{'jit50':>7} {'jit99':>7} {'ipdv99':>7} {'drift':>6} {'lost':>5} {'cpu%':>6} "
-    f"{'cpu%max':>7} {'wdog':>4} {'load':>5}  note"
+    f"{'cpu%max':>7} {'sipp%':>5} {'host%':>5} {'wdog':>4} {'load':>5}  note"
 )
 
 
@@ -550,7 +578,8 @@ def format_row(r: LevelResult) -> str:
         f"{_f(r.peak_answerer, '{:.0f}'):>5} {_f(r.digits, '{:.0f}'):>6} "
         f"{_f(r.jitter_p50_ms, '{:.2f}'):>7} {_f(r.jitter_p99_ms, '{:.2f}'):>7} "
         f"{_f(r.ipdv_p99_ms, '{:.2f}'):>7} {_f(r.drift_ms_per_s, '{:.1f}'):>6} "
-        f"{r.rtp_lost:>5} {_f(r.cpu_mean):>6} {_f(r.cpu_peak):>7} {r.watchdog_major:>4} "
+        f"{r.rtp_lost:>5} {_f(r.cpu_mean):>6} {_f(r.cpu_peak):>7} {_f(r.sipp_cpu, '{:.0f}'):>5} "
+        f"{_f(r.host_busy, '{:.0f}'):>5} {r.watchdog_major:>4} "
         f"{r.load_before:>5.2f}  {r.note}"
     )
 
@@ -568,8 +597,10 @@ def print_table(title: str, rows: list[LevelResult]) -> None:
         "  jit50/jit99 = its RTP send deviation from the ideal schedule (ms);"
         " ipdv99 = consecutive-packet delay variation p99 (ms);\n"
         "  drift = ms of lateness gained per second; lost = RTP packets missing;"
-        " cpu% = answering process tree (100 = one core); wdog = SIPp WatchdogMajor"
-        " (> 0: level void); load = 1-min load average before the level."
+        " cpu% = answering process tree (100 = one core);\n"
+        "  sipp% = SIPp's CPU (100 = one core); host% = whole machine busy (100 = all cores);"
+        " wdog = SIPp WatchdogMajor (> 0: level void);\n"
+        "  load = 1-min load average before the level."
     )
 
 
