@@ -522,6 +522,8 @@ def _read_head(head: bytes) -> tuple[Request | Response | None, SipParseError | 
         if line[:1] in (" ", "\t"):
             if name is None:
                 problems.append(f"line {number + 1}: continuation line without a header before it")
+            elif "\r" in line:
+                problems.append(f"line {number + 1}: {name}: bare CR in a continuation line")
             else:
                 parts.append(line.strip())
             continue
