@@ -150,18 +150,23 @@ class CpuSampler:
         self._c0 = 0.0
         self._t1 = 0.0
         self._c1 = 0.0
+        self._last = (0.0, 0.0)
 
     def _run(self) -> None:
         last_t, last_c = self._t0, self._c0
         while not self._stop.wait(self.interval):
             t, c = time.monotonic(), tree_cpu_seconds(self.pid)
+            if c < last_c:  # the process is gone: keep the last reading
+                break
             if t > last_t:
                 self.samples.append(100.0 * (c - last_c) / (t - last_t))
             last_t, last_c = t, c
+            self._last = (t, c)
 
     def start(self) -> None:
         """Begin sampling."""
         self._t0, self._c0 = time.monotonic(), tree_cpu_seconds(self.pid)
+        self._last = (self._t0, self._c0)
         self._thread.start()
 
     def stop(self) -> tuple[float, float]:
@@ -169,6 +174,8 @@ class CpuSampler:
         self._t1, self._c1 = time.monotonic(), tree_cpu_seconds(self.pid)
         self._stop.set()
         self._thread.join(timeout=5)
+        if self._c1 < self._last[1]:  # exited before stop(): use the last sample
+            self._t1, self._c1 = self._last
         mean = 100.0 * (self._c1 - self._c0) / max(1e-9, self._t1 - self._t0)
         return mean, max(self.samples, default=mean)
 
