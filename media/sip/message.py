@@ -79,6 +79,13 @@ _KNOWN = (
 )  # fmt: skip
 _CANONICAL = {name.lower(): name for name in _KNOWN}
 _COMPACT_KEY = {short: full.lower() for short, full in COMPACT.items()}
+# Exact spellings seen most (canonical, lower case, compact) -> (key, output name).
+_RESOLVED: dict[str, tuple[str, str]] = {
+    **{n: (n.lower(), n) for n in _KNOWN},
+    **{n.lower(): (n.lower(), n) for n in _KNOWN},
+    **{s: (full.lower(), full) for s, full in COMPACT.items()},
+    **{s.upper(): (full.lower(), full) for s, full in COMPACT.items()},
+}
 # Headers whose value is a comma-separated list (RFC 3261 §7.3.1); others are never split.
 LIST_HEADERS = frozenset(
     n.lower()
@@ -129,6 +136,9 @@ def reason_phrase(status: int) -> str:
 def _resolve(name: str) -> tuple[str, str]:
     """(match key, output spelling) for a header name: compact forms expanded,
     known names in canonical case, unknown names as written."""
+    known = _RESOLVED.get(name)
+    if known is not None:
+        return known
     low = name.lower()
     if len(low) == 1:
         low = _COMPACT_KEY.get(low, low)
