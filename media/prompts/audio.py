@@ -45,6 +45,7 @@ FORMAT_NAMES = {
 }
 #: Declared data sizes from here up mean "until the end of the file".
 STREAMING_SIZE = 0x7FFFF000
+_NOTHING = ", no audio samples"
 #: KSDATAFORMAT_SUBTYPE_* GUIDs are the format tag followed by these 14 bytes.
 _GUID_TAIL = bytes.fromhex("000000001000800000aa00389b71")
 
@@ -94,7 +95,7 @@ def decode_wav(data: bytes, source: str = "<bytes>") -> tuple[np.ndarray, int]:
     frame = fmt.channels * fmt.width
     raw = raw[: len(raw) - len(raw) % frame]
     if not raw:
-        raise AudioError(f"{source}: empty: the data chunk holds no complete sample")
+        raise AudioError(f"{source}: empty: no audio samples in the data chunk")
     x = _to_float(fmt, raw, source)
     if fmt.channels > 1:
         x = x.reshape(-1, fmt.channels).mean(axis=1)
@@ -119,8 +120,8 @@ def _read_with_wave(data: bytes, source: str) -> tuple[WavFormat, bytes] | None:
     declared = frames * channels * width
     if len(raw) < declared and declared < STREAMING_SIZE - channels * width:
         raise AudioError(
-            f"{source}: truncated: the data chunk declares {declared} bytes, "
-            f"the file holds {len(raw)}"
+            f"{source}: truncated{_NOTHING if not raw else ''}: the data chunk declares "
+            f"{declared} bytes, the file holds {len(raw)}"
         )
     return WavFormat(PCM, channels, rate, width), raw
 
@@ -143,8 +144,8 @@ def _read_riff(data: bytes, source: str) -> tuple[WavFormat, bytes]:
         if size > left:
             name = cid.decode("latin-1")
             raise AudioError(
-                f"{source}: truncated: chunk {name!r} at offset {pos} declares {size} bytes, "
-                f"the file holds {left}"
+                f"{source}: truncated{_NOTHING if cid == b'data' and not left else ''}: "
+                f"chunk {name!r} at offset {pos} declares {size} bytes, the file holds {left}"
             )
         if cid == b"fmt ":
             fmt_body = data[start : start + size]
@@ -152,7 +153,7 @@ def _read_riff(data: bytes, source: str) -> tuple[WavFormat, bytes]:
             raw = data[start : start + size]
         pos = start + size + (size & 1)
     if fmt_body is None:
-        raise AudioError(f"{source}: no 'fmt ' chunk")
+        raise AudioError(f"{source}: no valid 'fmt ' chunk: there is none")
     if raw is None:
         raise AudioError(f"{source}: no 'data' chunk")
     return _parse_fmt(fmt_body, source), raw
@@ -160,7 +161,9 @@ def _read_riff(data: bytes, source: str) -> tuple[WavFormat, bytes]:
 
 def _parse_fmt(body: bytes, source: str) -> WavFormat:
     if len(body) < 16:
-        raise AudioError(f"{source}: 'fmt ' chunk has {len(body)} bytes, at least 16 needed")
+        raise AudioError(
+            f"{source}: no valid 'fmt ' chunk: it has {len(body)} bytes, at least 16 needed"
+        )
     tag, channels, rate, _byte_rate, block_align, bits = struct.unpack_from("<HHIIHH", body)
     if tag == EXTENSIBLE:
         if len(body) < 40:
@@ -177,7 +180,7 @@ def _parse_fmt(body: bytes, source: str) -> WavFormat:
     if tag not in (PCM, FLOAT, ALAW, ULAW):
         name = FORMAT_NAMES.get(tag, "unknown")
         raise AudioError(
-            f"{source}: unsupported format tag 0x{tag:04x} ({name}); "
+            f"{source}: unsupported WAV format tag {tag} (0x{tag:04x}, {name}); "
             "supported: PCM, IEEE float, A-law, mu-law"
         )
     width = block_align // channels if block_align else -(-bits // 8)
