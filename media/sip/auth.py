@@ -163,6 +163,7 @@ def choose_challenge(values: list[str], where: str = "WWW-Authenticate") -> Chal
         return None
 
     def rank(c: Challenge) -> int:
+        """0 for the strongest hash."""
         return _STRENGTH.index(c.algorithm.upper().removesuffix("-SESS"))
 
     return min(usable, key=rank)
@@ -177,26 +178,32 @@ class Credentials:
 
     @classmethod
     def parse(cls, value: str, where: str = "Authorization") -> Credentials:
+        """Parse credentials of any scheme; raises :class:`SipParseError`."""
         scheme, rest = _split_scheme(value, where)
         return cls(scheme, parse_auth_params(rest, where))
 
     @property
     def is_digest(self) -> bool:
+        """The scheme is Digest (case-insensitive)."""
         return self.scheme.lower() == "digest"
 
     def get(self, name: str) -> str | None:
+        """A parameter by lower-case name, unquoted."""
         return self.params.get(name)
 
     @property
     def username(self) -> str | None:
+        """The username parameter (a hash when ``userhash=true``)."""
         return self.params.get("username")
 
     @property
     def realm(self) -> str | None:
+        """The realm parameter."""
         return self.params.get("realm")
 
     @property
     def nonce(self) -> str | None:
+        """The nonce parameter."""
         return self.params.get("nonce")
 
 

@@ -273,6 +273,7 @@ class Via:
 
     @property
     def branch(self) -> str | None:
+        """The branch parameter (``None`` for RFC 2543 peers, RFC 4475 inv2543)."""
         return self.params.get("branch")
 
     @property
@@ -342,6 +343,7 @@ class NameAddr:
 
     @property
     def tag(self) -> str | None:
+        """The tag parameter, if present."""
         return self.params.get("tag")
 
     @property
@@ -467,10 +469,12 @@ class ContentType:
 
     @property
     def media_type(self) -> str:
+        """``type/subtype`` in lower case."""
         return f"{self.type}/{self.subtype}"
 
     @classmethod
     def parse(cls, value: str, where: str = "Content-Type") -> ContentType:
+        """Parse a media type with parameters; raises :class:`SipParseError`."""
         head, semi, param_text = value.partition(";")
         if '"' in head:
             raise SipParseError(f"{where}: malformed media type {value.strip()[:60]!r}")

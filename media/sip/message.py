@@ -23,7 +23,10 @@ and a ``SIP/x.y`` version, even if the Request-URI or the spacing is wrong),
 ``SipParseError.partial`` is that :class:`Request` with every header line that
 could be read, so a UAS can answer with ``make_response(exc.partial,
 exc.status)``: its Via, From, To, Call-ID and CSeq are copied raw. Typed
-accessors of a parsed message raise with ``partial`` set to the message.
+accessors of a parsed message raise with ``partial`` set to the message;
+``Request.validate()`` runs the checks RFC 3261 §8.2 needs (mandatory
+headers present once and well formed, CSeq method matching) in one call.
+Semantic answers (416, 420, 483, 415 ...) are the UA's.
 """
 
 from __future__ import annotations
@@ -232,6 +235,7 @@ class Headers:
         return [(n, v) for _, n, v in self._items]
 
     def copy(self) -> Headers:
+        """An independent copy (the values are shared strings)."""
         h = Headers()
         h._items = list(self._items)
         return h
@@ -284,10 +288,12 @@ class _Message:
 
     @property
     def call_id(self) -> str:
+        """The Call-ID (``word["@"word]``), exactly one header line."""
         return self._typed(lambda: check_call_id(self._single("Call-ID")))
 
     @property
     def cseq(self) -> CSeq:
+        """The CSeq (sequence number below 2**31), exactly one header line."""
         return self._typed(lambda: CSeq.parse(self._single("CSeq")))
 
     @property
@@ -297,6 +303,7 @@ class _Message:
 
     @property
     def top_via(self) -> Via:
+        """The first Via; a message without one raises."""
         vias = self.vias
         if not vias:
             raise SipParseError("missing Via header", partial=self)  # type: ignore[arg-type]
@@ -304,10 +311,12 @@ class _Message:
 
     @property
     def from_(self) -> NameAddr:
+        """The From address with its tag, exactly one header line."""
         return self._typed(lambda: NameAddr.parse(self._single("From"), "From"))
 
     @property
     def to(self) -> NameAddr:
+        """The To address with its tag (if any), exactly one header line."""
         return self._typed(lambda: NameAddr.parse(self._single("To"), "To"))
 
     @property
@@ -319,14 +328,17 @@ class _Message:
 
     @property
     def contact_is_star(self) -> bool:
+        """Contact is the single ``*`` of a REGISTER removing all bindings."""
         return [v.strip() for v in self.headers.values("Contact")] == ["*"]
 
     @property
     def route(self) -> list[NameAddr]:
+        """Route entries, in order."""
         return self._typed(lambda: parse_name_addrs(self.headers.values("Route"), "Route"))
 
     @property
     def record_route(self) -> list[NameAddr]:
+        """Record-Route entries, in order."""
         values = self.headers.values("Record-Route")
         return self._typed(lambda: parse_name_addrs(values, "Record-Route"))
 
@@ -359,10 +371,12 @@ class _Message:
 
     @property
     def require(self) -> list[str]:
+        """Option tags of Require (the UA answers 420 for unknown ones)."""
         return self._tags("Require")
 
     @property
     def proxy_require(self) -> list[str]:
+        """Option tags of Proxy-Require."""
         return self._tags("Proxy-Require")
 
     @property
@@ -372,6 +386,7 @@ class _Message:
 
     @property
     def unsupported(self) -> list[str]:
+        """Option tags of Unsupported."""
         return self._tags("Unsupported")
 
     @property
@@ -416,6 +431,7 @@ class Request(_Message):
 
     @property
     def request_uri(self) -> SipUri | OpaqueUri:
+        """The Request-URI parsed (an :class:`OpaqueUri` for non-SIP schemes: 416 is the UA's)."""
         return self._typed(lambda: SipUri.parse(self.uri))
 
     @property

@@ -187,6 +187,7 @@ class OpaqueUri:
 
     @property
     def is_sip(self) -> bool:
+        """Always False: not a sip/sips URI."""
         return False
 
     def __str__(self) -> str:
@@ -214,6 +215,7 @@ class SipUri:
 
     @property
     def is_sip(self) -> bool:
+        """Always True: a sip/sips URI."""
         return True
 
     @classmethod
