@@ -847,9 +847,10 @@ def test_parse_errors_are_answered_or_dropped_and_counted() -> None:
     )
     assert statuses(ua) == [400]
     ua.receive(b"\x00\x01garbage", PEER, "udp", 0.0)
+    ua.receive(b"", PEER, "udp", 0.0)
     ua.receive(b"SIP/2.0 200 OK\r\nVia: broken\r\n\r\n", PEER, "udp", 0.0)
     assert ua.datagrams_to_send() == []
-    assert ua.parse_errors >= 2 and ua.internal_errors == 0
+    assert ua.parse_errors == 4 and ua.internal_errors == 0
     assert ua.counters[("in", "malformed")] == ua.parse_errors
 
 
@@ -933,3 +934,162 @@ def test_reject_needs_an_error_status() -> None:
     assert (resp.status, resp.reason, resp.headers.get("Retry-After")) == (486, "Agents Busy", "30")
     ua.receive(sip("ACK", to_tag=resp.to.tag), PEER, "udp", 0.2)  # same branch: absorbed
     assert ua.datagrams_to_send() == [] and events(ua) == []
+
+
+# ============================================================ more call phases
+def test_invite_without_offer_gets_the_answer_in_the_ack() -> None:
+    ua = make_ua(UAS, 60)
+    ua.receive(sip(ctype=""), PEER, "udp", 0.0)  # no body at all: a late offer
+    [incoming] = events(ua)
+    assert isinstance(incoming, ev.IncomingCall) and incoming.offer == b""
+    ua.answer(incoming.call, OFFER, 0.0)  # our 200 carries the offer
+    tag = responses(ua.datagrams_to_send())[-1].to.tag
+    ua.receive(
+        sip("ACK", branch="z9hG4bK-a", to_tag=tag, body=ANSWER, ctype="application/sdp"),
+        PEER,
+        "udp",
+        0.1,
+    )
+    assert events(ua) == [ev.CallConfirmed(incoming.call, ANSWER)]
+
+
+def test_rfc2543_peer_call_cancel_and_ack_match_without_branches() -> None:
+    data = (TORTURE / "rfc4475" / "inv2543.dat").read_bytes()
+    ua = make_ua(UAS, 61)
+    ua.receive(data, PEER, "udp", 0.0)
+    call = events(ua)[0].call
+    ua.receive(data, PEER, "udp", 0.3)  # retransmission, matched without a branch
+    assert statuses(ua) == [100, 100] and events(ua) == []
+    head = data.split(b"\r\n\r\n")[0]
+    cancel = (
+        head.replace(b"INVITE sip:UserB", b"CANCEL sip:UserB")
+        .replace(b"CSeq: 56 INVITE", b"CSeq: 56 CANCEL")
+        .replace(b"Content-Type: application/sdp", b"Content-Length: 0")
+    ) + b"\r\n\r\n"
+    ua.receive(cancel, PEER, "udp", 0.5)
+    out = responses(ua.datagrams_to_send())
+    assert [(r.status, r.cseq.method) for r in out] == [(200, "CANCEL"), (487, "INVITE")]
+    assert events(ua) == [ev.CallCancelled(call)]
+    ack = (
+        head.replace(b"INVITE sip:UserB", b"ACK sip:UserB")
+        .replace(b"CSeq: 56 INVITE", b"CSeq: 56 ACK")
+        .replace(b"user=phone\r\nCall-ID", f"user=phone;tag={out[1].to.tag}\r\nCall-ID".encode())
+        .replace(b"Content-Type: application/sdp", b"Content-Length: 0")
+    ) + b"\r\n\r\n"
+    ua.receive(ack, PEER, "udp", 0.6)
+    ua.handle_timer(1.0)
+    assert ua.datagrams_to_send() == []  # ACKed: timer G stopped, no 487 again
+
+
+def test_rfc2543_peer_call_answered_and_acked() -> None:
+    data = (TORTURE / "rfc4475" / "inv2543.dat").read_bytes()
+    ua = make_ua(UAS, 62)
+    ua.receive(data, PEER, "udp", 0.0)
+    call = events(ua)[0].call
+    ua.answer(call, ANSWER, 0.1)
+    tag = responses(ua.datagrams_to_send())[-1].to.tag
+    head = data.split(b"\r\n\r\n")[0]
+    ack = (
+        head.replace(b"INVITE sip:UserB", b"ACK sip:UserB")
+        .replace(b"CSeq: 56 INVITE", b"CSeq: 56 ACK")
+        .replace(b"user=phone\r\nCall-ID", f"user=phone;tag={tag}\r\nCall-ID".encode())
+        .replace(b"Content-Type: application/sdp", b"Content-Length: 0")
+    ) + b"\r\n\r\n"
+    ua.receive(ack, PEER, "udp", 0.2)  # same Via as the INVITE: matches it in Accepted
+    assert events(ua) == [ev.CallConfirmed(call)]
+
+
+def test_tcp_2xx_is_not_retransmitted_but_the_ack_wait_still_ends() -> None:
+    ua = make_ua(UAS, 63)
+    ua.receive(sip(via="SIP/2.0/TCP 127.0.0.1:5099"), PEER, "tcp", 0.0)
+    call = events(ua)[0].call
+    ua.answer(call, ANSWER, 0.0)
+    assert [o.transport for o in ua.datagrams_to_send()] == ["tcp", "tcp"]
+    assert ua.next_deadline() == 32.0  # only the give-up (64*T1)
+    ua.handle_timer(32.0)
+    [bye] = ua.datagrams_to_send()
+    assert bye.data.startswith(b"BYE ") and bye.transport == "tcp"
+    assert events(ua) == [ev.CallEnded(call, "no-ack", False)]
+
+
+def test_reinvite_2xx_is_retransmitted_until_its_ack() -> None:
+    ua = make_ua(UAS, 64)
+    call, tag = answered_hand_call(ua)
+    ua.receive(
+        sip(cseq=2, branch="z9hG4bK-r2", to_tag=tag, body=HOLD, ctype="application/sdp"),
+        PEER,
+        "udp",
+        1.0,
+    )
+    events(ua)
+    assert not ua.reinvite(call, OFFER, 1.0)  # one INVITE at a time, in either direction
+    ua.answer_reinvite(call, ANSWER, 1.0)
+    ua.handle_timer(1.5)
+    ua.handle_timer(2.5)
+    assert statuses(ua) == [200, 200, 200]
+    ua.receive(sip("ACK", cseq=2, branch="z9hG4bK-a2", to_tag=tag), PEER, "udp", 2.6)
+    ua.handle_timer(4.5)
+    assert ua.datagrams_to_send() == [] and events(ua) == []
+    assert ua.call_state(call) == "confirmed"
+
+
+def test_cancelled_reinvite_cannot_be_answered() -> None:
+    ua = make_ua(UAS, 65)
+    call, tag = answered_hand_call(ua)
+    ua.receive(
+        sip(cseq=2, branch="z9hG4bK-r2", to_tag=tag, body=HOLD, ctype="application/sdp"),
+        PEER,
+        "udp",
+        1.0,
+    )
+    ua.receive(sip("CANCEL", cseq=2, branch="z9hG4bK-r2", to_tag=tag), PEER, "udp", 1.1)
+    assert [r.status for r in responses(ua.datagrams_to_send())] == [200, 487]
+    assert not ua.answer_reinvite(call, ANSWER, 1.2)
+    assert ua.call_state(call) == "confirmed"
+
+
+def test_reinvite_refused_before_the_ack() -> None:
+    ua = make_ua(UAS, 66)
+    ua.receive(sip(), PEER, "udp", 0.0)
+    call = events(ua)[0].call
+    ua.answer(call, ANSWER, 0.0)
+    assert not ua.reinvite(call, HOLD, 0.1)  # §14.1: the first INVITE is not over yet
+
+
+def test_in_dialog_request_timeout_ends_the_call() -> None:
+    wire, uac, _uas, ref_c, _ref_s = setup_call()
+    wire.drop = lambda out: out.addr == UAS  # the UAS becomes unreachable
+    uac.send_info_dtmf(ref_c, "1", 100, 1.0)
+    wire.flush(1.0)
+    wire.advance(34.0)
+    assert wire.sent(UAC, b"INFO") == [1.0, 1.5, 2.5, 4.5, 8.5, 12.5, 16.5, 20.5, 24.5, 28.5, 32.5]
+    assert wire.sent(UAC, b"BYE")[0] == 33.0  # §12.2.1.2: no answer ends the dialog
+    assert events(uac) == [ev.CallEnded(ref_c, "timeout", False)]
+
+
+def test_481_to_a_reinvite_ends_the_call_as_gone() -> None:
+    ua = make_ua(UAS, 68)
+    call, _tag = answered_hand_call(ua)
+    assert ua.reinvite(call, HOLD, 1.0)
+    reinvite = parse_message(ua.datagrams_to_send()[0].data)
+    assert isinstance(reinvite, Request) and reinvite.body == HOLD
+    ua.receive(bytes(make_response(reinvite, 481)), PEER, "udp", 1.1)  # the peer forgot us
+    assert events(ua) == [ev.ReinviteAnswered(call, 481, None), ev.CallEnded(call, "gone", True)]
+    assert [o.data[:4] for o in ua.datagrams_to_send()] == [b"ACK "]  # no BYE after a 481
+
+
+def test_cancel_without_final_answer_gives_up_after_64_T1() -> None:
+    uac = make_ua(UAC, 67)
+    wire = Wire(uac)
+    ref = uac.invite(
+        "sip:ivr@127.0.0.1:5070", dest=UAS, from_uri="sip:a@127.0.0.1", sdp=OFFER, now=0.0
+    )
+    inv = parse_message(uac.datagrams_to_send()[0].data)
+    assert isinstance(inv, Request)
+    uac.receive(bytes(make_response(inv, 180, to_tag="t")), UAS, "udp", 0.1)
+    uac.cancel(ref, 1.0)
+    wire.flush(1.0)
+    wire.advance(40.0)
+    assert wire.sent(UAC, b"CANCEL")[0] == 1.0
+    assert events(uac)[-1] == ev.CallFailed(ref, 408, "No Final Response After CANCEL")
+    assert uac.next_deadline() is None and uac.call_state(ref) is None

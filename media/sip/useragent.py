@@ -173,9 +173,9 @@ def extract_sdp(req: Request | Response) -> tuple[bytes | None, str]:
 
 
 def _phrase(text: str) -> str:
-    """A reason phrase from free text: printable ASCII, one line, at most 120 chars."""
-    clean = "".join(c if 32 <= ord(c) < 127 else "?" for c in text.replace("\r\n", " "))
-    return clean[:120] or "Bad Request"
+    """A reason phrase from free text: one line of printable characters, at most 120."""
+    clean = "".join(c if c.isprintable() else " " for c in text)
+    return clean[:120].strip() or "Bad Request"
 
 
 def _is_safe_host(host: str, source: Addr) -> bool:
@@ -354,6 +354,7 @@ class UserAgent:
     def _receive(self, data: bytes, addr: Addr, transport: str, now: float) -> None:
         try:
             msg = parse_sip(data, stream=transport != "udp")
+            msg.validate()  # every header we rely on, parsed once (RFC 3261 §8.2, §8.1.3)
         except SipParseError as exc:
             self.parse_errors += 1
             self._count("in", "malformed")
@@ -361,7 +362,7 @@ class UserAgent:
             if isinstance(partial, Request) and partial.method != "ACK":
                 self._reply_stateless(partial, exc.status, exc.reason, addr, transport)
             else:
-                self.dropped += 1
+                self.dropped += 1  # a response or an ACK is never answered
             log.info("sip.parse_error", peer=addr, status=exc.status, reason=exc.reason)
             return
         if isinstance(msg, Response):
@@ -427,15 +428,7 @@ class UserAgent:
 
     # -------------------------------------------------------------- requests
     def _on_request(self, req: Request, addr: Addr, transport: str, now: float) -> None:
-        try:
-            req.validate()
-            reply_addr = self._reply_addr(req, addr, transport)
-        except SipParseError as exc:
-            if req.method == "ACK":
-                self.dropped += 1
-            else:
-                self._reply_stateless(req, exc.status, exc.reason, addr, transport)
-            return
+        reply_addr = self._reply_addr(req, addr, transport)
         self._stamp_via(req, addr)
         match = self.layer.receive_request(req, reply_addr, transport, now)
         if not match.pass_up:
@@ -465,7 +458,7 @@ class UserAgent:
             return
         scheme = req.request_uri.scheme.lower()
         if scheme not in URI_SCHEMES:
-            self._respond(tx, 416, now, reason=f"Unsupported URI Scheme {scheme[:20]}")
+            self._respond(tx, 416, now)
             return
         call: _Call | None = None
         if req.to.tag is not None:
@@ -959,7 +952,9 @@ class UserAgent:
         up or another INVITE is in progress on it.
         """
         call = self._confirmed(ref)
-        if call is None or call.reinvite_out is not None or call.reinvite_in is not None:
+        if call is None or call.phase is not _Phase.CONFIRMED:
+            return False  # §14.1: not before the ACK of the first INVITE
+        if call.reinvite_out is not None or call.reinvite_in is not None:
             return False
         self._in_dialog(call, "INVITE", "reinvite", now, body=sdp, content_type="application/sdp")
         return True
@@ -986,15 +981,8 @@ class UserAgent:
 
     # ------------------------------------------------------------- responses
     def _on_response(self, resp: Response, now: float) -> None:
-        try:
-            vias = resp.vias
-            cseq = resp.cseq
-            resp.to  # noqa: B018 - parsed to validate
-            resp.from_  # noqa: B018
-            resp.call_id  # noqa: B018
-        except SipParseError:
-            self.dropped += 1
-            return
+        vias = resp.vias
+        cseq = resp.cseq
         if len(vias) != 1:
             self.dropped += 1  # §8.1.3.3: more than one Via is not for us
             return
