@@ -60,7 +60,7 @@ def test_broken_files_name_the_file_and_the_fault(tmp_path: Path) -> None:
     data = good.read_bytes()
     cases = {
         "text.wav": (b"hello, not audio", "not a RIFF/WAVE file"),
-        "nofmt.wav": (b"RIFF\x04\x00\x00\x00WAVE", "no valid 'fmt ' chunk"),
+        "nofmt.wav": (b"RIFF\x04\x00\x00\x00WAVE", "'fmt ' chunk"),
         "adpcm.wav": (data[:20] + b"\x02\x00" + data[22:], "unsupported WAV format tag 2"),
         "empty.wav": (data[:44], "no audio samples"),
     }
@@ -72,7 +72,8 @@ def test_broken_files_name_the_file_and_the_fault(tmp_path: Path) -> None:
         assert str(path) in str(info.value)
     truncated = tmp_path / "truncated.wav"
     truncated.write_bytes(data[: len(data) // 2])
-    assert len(load_audio(truncated)) > 1000  # a cut recording keeps what it has
+    with pytest.raises(AudioError, match="truncated"):
+        load_audio(truncated)
     with pytest.raises(AudioError, match="cannot read"):
         load_audio(tmp_path / "missing.wav")
 

@@ -75,7 +75,7 @@ def test_old_style_hold_address() -> None:
 
 def test_no_common_codec_is_488_material() -> None:
     offer = BARESIP.replace(b"RTP/AVP 96 9 0 8 101", b"RTP/AVP 96 9 101")
-    with pytest.raises(NoCommonCodec, match="no common audio codec"):
+    with pytest.raises(NoCommonCodec, match="we accept PCMU, PCMA"):
         _answer(offer)
 
 
@@ -104,8 +104,8 @@ def test_round_trip_and_errors() -> None:
     sdp = SessionDescription.parse(BARESIP)
     again = SessionDescription.parse(bytes(sdp))
     assert bytes(again) == bytes(sdp)
-    assert again.media[0].rtpmap()[96] == ("opus", 48000)
-    with pytest.raises(SdpParseError, match="SDP line 3: expected '<type>=<value>'"):
+    assert again.media[0].rtpmap()[96][:2] == ("opus", 48000)
+    with pytest.raises(SdpParseError, match="SDP line 3: expected '<letter>=<value>'"):
         SessionDescription.parse(b"v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\nbroken\r\n")
     with pytest.raises(SdpParseError, match="no o= line"):
         SessionDescription.parse(b"v=0\r\ns=-\r\n")
