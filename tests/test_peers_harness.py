@@ -396,6 +396,37 @@ def test_two_baresips_audio_both_ways_and_rfc4733_digits(tmp_path: Path) -> None
         assert dominant_frequency(got[rate // 2 :]) == pytest.approx(theirs, abs=5)
 
 
+@pytest.mark.peer
+def test_baresip_agent_registered_at_kamailio_answers_sipp(tmp_path: Path) -> None:
+    with Kamailio(run_dir=tmp_path / "kam") as kam:
+        assert (sip_options(kam.port, user="agent") or "").startswith("SIP/2.0 404")
+        agent = Baresip(
+            auto_answer=True, registrar_port=kam.port, tone_hz=700, run_dir=tmp_path / "agent"
+        )
+        try:
+            agent.start()
+            agent.wait_registered(10)
+            res = Sipp(
+                "uac_pcap",
+                remote=kam.uri,
+                service="agent",
+                calls=1,
+                timeout=40,
+                run_dir=tmp_path / "uac",
+            ).run()
+            agent.wait_for_event("CALL_CLOSED", 10)
+        finally:
+            agent.stop()
+    assert res.ok, res.summary()
+    types = [e["type"] for e in agent.events]
+    assert "CALL_ESTABLISHED" in types
+    # uac_pcap's RFC 4733 "1" reaches the agent through the proxy.
+    assert [e["param"] for e in agent.events if e["type"] == "CALL_DTMF_START"] == ["1"]
+    assert agent.received_wav is not None and agent.sent_wav is not None
+    sent, rate = read_wav(agent.sent_wav)
+    assert dominant_frequency(sent[rate // 2 :]) == pytest.approx(700, abs=5)
+
+
 # -- pyVoIP behind kamailio -------------------------------------------------------------------
 
 

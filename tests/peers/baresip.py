@@ -14,6 +14,9 @@ Usage::
     ... agent.sip_uri ...
     agent.stop()
 
+    agent = Baresip(auto_answer=True, registrar_port=kam.port).start()
+    agent.wait_registered()                               # now reachable as sip:agent@kamailio
+
 Config comes from /work/shared/peers/baresip-config.template and
 baresip-accounts.template (placeholders SIP_PORT, PROMPT_WAV_8K_S16_MONO,
 RTP_FIRST, RTP_LAST, CTRL_PORT, RECORD_DIR, REGISTRAR_PORT). Without a
@@ -27,10 +30,19 @@ Facts found by running baresip 1.0.0 (Debian baresip-core) here:
   ``dump-<time>-enc.wav`` is what baresip SENDS (its aufile source, before
   encoding) and ``dump-<time>-dec.wav`` is what it RECEIVES (decoded). This
   was established with two baresips playing different tones at each other.
-* ``sndcode=X`` sends RFC 4733 telephone-event (payload type 101) when the
-  peer's SDP has telephone-event; one digit per command. Each digit's events
-  run for about 100 ms; :meth:`Baresip.send_dtmf` sends the digits one by one
-  with a gap so they never overlap.
+* ``sndcode=X`` sends RFC 4733 telephone-event (payload type 101, marker on
+  the first packet) when the peer's SDP has telephone-event; one digit per
+  command. A digit is 9 updates every 20 ms (duration up to 1440 = 180 ms) plus
+  3 end packets, interleaved with the audio packets: ~240 ms on the wire.
+  Digits given back-to-back are queued by baresip and never overlap (checked
+  with "45" sent without a gap: the second starts after the first's end
+  packets). The receiving baresip reports CALL_DTMF_START (param = digit) and
+  CALL_DTMF_END events.
+* Against a peer whose answer has no telephone-event (``sipp -sn uas``
+  answers ``RTP/AVP 0``) baresip sends no DTMF at all: neither payload type
+  101 nor in-band tones.
+* Its own REGISTER result (``agent@127.0.0.1: {0/UDP/v4} 200 OK``) comes
+  before ctrl_tcp is connected; :meth:`Baresip.wait_registered` reads the log.
 * The aufile source ends the call when the WAV ends, so the source is padded
   with silence to ``duration + 30`` seconds.
 """
@@ -39,6 +51,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import shutil
 import signal
 import socket
@@ -63,6 +76,7 @@ ACCOUNTS_TEMPLATE = PEERS / "baresip-accounts.template"
 RATE = 8000
 
 Event = dict[str, Any]
+_REGISTERED = re.compile(r"\{\d+/UDP/v4\} 200 OK")
 
 
 def write_wav(path: Path, pcm: np.ndarray, rate: int = RATE) -> None:
@@ -357,6 +371,24 @@ class Baresip:
             raise
         return self
 
+    def registered(self) -> bool:
+        """True once baresip logged a 200 OK to its REGISTER.
+
+        (The REGISTER_OK event is usually sent before the ctrl_tcp client
+        connects, so the console log is what tells.)
+        """
+        return _REGISTERED.search(self.log()) is not None
+
+    def wait_registered(self, timeout: float = 10.0) -> None:
+        """Wait until :meth:`registered`; RuntimeError with the log tail if not."""
+        deadline = time.monotonic() + timeout
+        while not self.registered():
+            if time.monotonic() > deadline or (
+                self.proc is not None and self.proc.poll() is not None
+            ):
+                raise RuntimeError(f"baresip did not register: {self.log()[-600:]}")
+            time.sleep(0.05)
+
     def stop(self) -> int | None:
         """Quit baresip (``quit`` command, then SIGTERM/SIGKILL) and close ctrl_tcp."""
         if self.ctrl is not None:
@@ -406,8 +438,9 @@ class Baresip:
     def send_dtmf(self, digits: str, gap: float = 0.25) -> None:
         """Send ``digits`` one ``sndcode`` at a time, ``gap`` seconds apart.
 
-        baresip sends each as RFC 4733 events lasting ~100 ms when the peer
-        negotiated telephone-event; the gap keeps consecutive digits apart.
+        baresip sends each as RFC 4733 events (~240 ms on the wire) when the
+        peer negotiated telephone-event and queues digits itself, so ``gap``
+        only spaces the commands (0 is fine).
         """
         for i, d in enumerate(digits):
             if i:
