@@ -390,7 +390,8 @@ def test_layer_timers_and_sweep() -> None:
     ctx = layer.start_client(request("BYE", branch="z9hG4bK-b"), PEER, "udp", 0.0)
     assert layer.next_deadline() == 0.5 and layer.pending_client() == 1
     ended = layer.handle_timer(32.0)
-    assert ended == [stx, ctx] and ctx.timed_out  # J and F both at 64*T1
+    assert len(ended) == 2 and stx in ended and ctx in ended  # J and F both at 64*T1
+    assert ctx.timed_out
     assert layer.server == {} and layer.client == {} and layer.next_deadline() is None
     tcp = layer.receive_request(request("INFO", transport="TCP"), PEER, "tcp", 40.0).tx
     assert tcp is not None

@@ -24,7 +24,9 @@ M      INVITE client        64*T1 (RFC 6026 Accepted)   64*T1
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
 
 from media.sip.errors import SipUsageError
 
@@ -74,3 +76,52 @@ class TimerConfig:
         """The retransmission interval after ``interval``: doubled, capped at T2 if asked."""
         doubled = interval * 2
         return min(doubled, self.t2) if capped else doubled
+
+
+class Timed(Protocol):
+    """Anything with named timers: is ``when`` one of its running deadlines?"""
+
+    def has_deadline(self, when: float) -> bool: ...
+
+
+T = TypeVar("T", bound=Timed)
+
+
+class TimerHeap(Generic[T]):
+    """The deadlines of many timed objects, earliest first, in O(log n).
+
+    Every time an object arms a timer it ``push``es the deadline. Entries
+    go stale when a timer is stopped or re-armed, or the object ends; an
+    entry is live only while ``item.has_deadline(when)``, and stale ones are
+    dropped when they reach the top.
+    """
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, T]] = []
+        self._pushed = 0
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def push(self, when: float, item: T) -> None:
+        self._pushed += 1
+        heapq.heappush(self._heap, (when, self._pushed, item))
+
+    def earliest(self) -> float | None:
+        """The earliest live deadline, or None."""
+        heap = self._heap
+        while heap and not heap[0][2].has_deadline(heap[0][0]):
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
+
+    def pop_due(self, now: float) -> list[T]:
+        """Every object with a live deadline at or before ``now`` (each once), earliest first."""
+        due: list[T] = []
+        seen: set[int] = set()
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            when, _, item = heapq.heappop(heap)
+            if item.has_deadline(when) and id(item) not in seen:
+                seen.add(id(item))
+                due.append(item)
+        return due

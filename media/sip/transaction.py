@@ -35,7 +35,7 @@ from media.sip.errors import SipParseError, SipUsageError
 from media.sip.events import Outgoing
 from media.sip.headers import MAGIC_COOKIE, Via
 from media.sip.message import Request, Response, make_request
-from media.sip.timers import TimerConfig
+from media.sip.timers import TimerConfig, TimerHeap
 
 Addr = tuple[str, int]
 TransactionKey = tuple[str, ...]
@@ -160,6 +160,8 @@ class _Transaction:
         config: TimerConfig,
         outbox: list[Outgoing],
         state: TxState,
+        ended: list[_Transaction] | None,
+        schedule: TimerHeap[_Transaction] | None,
     ) -> None:
         self.key = key
         self.request = request
@@ -168,6 +170,8 @@ class _Transaction:
         self.config = config
         self.state = state
         self._outbox = outbox
+        self._ended = ended
+        self._schedule = schedule
         self._deadlines: dict[str, float] = {}
         self._interval = config.t1
 
@@ -183,6 +187,10 @@ class _Transaction:
     @property
     def method(self) -> str:
         return self.request.method
+
+    def has_deadline(self, when: float) -> bool:
+        """Is ``when`` the deadline of a running timer (for :class:`TimerHeap`)?"""
+        return when in self._deadlines.values()
 
     def timer(self, name: str) -> float | None:
         """When timer ``name`` ("A" ... "M") fires next, or None if not running."""
@@ -209,19 +217,24 @@ class _Transaction:
 
     def _arm(self, name: str, when: float) -> None:
         self._deadlines[name] = when
+        if self._schedule is not None:
+            self._schedule.push(when, self)
 
     def _wait_then_terminate(self, name: str, delay: float, now: float) -> None:
         """Run wait timer ``name``; a zero wait (reliable transport) ends at once."""
         self._deadlines.clear()
         if delay <= 0:
-            self.state = TxState.TERMINATED
+            self.terminate()
         else:
             self._arm(name, now + delay)
 
     def terminate(self) -> None:
         """Stop every timer and end the transaction (the TU gave up on it)."""
         self._deadlines.clear()
-        self.state = TxState.TERMINATED
+        if self.state is not TxState.TERMINATED:
+            self.state = TxState.TERMINATED
+            if self._ended is not None:
+                self._ended.append(self)  # the owning layer forgets it on its next sweep
 
 
 # ------------------------------------------------------------------ client
@@ -236,10 +249,15 @@ class ClientInviteTransaction(_Transaction):
         config: TimerConfig,
         outbox: list[Outgoing],
         now: float,
+        *,
+        ended: list[_Transaction] | None = None,
+        schedule: TimerHeap[_Transaction] | None = None,
     ) -> None:
         branch = request.vias[0].branch or ""
         key = client_key(branch, "INVITE")
-        super().__init__(key, request, addr, transport, config, outbox, TxState.CALLING)
+        super().__init__(
+            key, request, addr, transport, config, outbox, TxState.CALLING, ended, schedule
+        )
         self.timed_out = False
         self.ack: bytes | None = None
         self._data = bytes(request)
@@ -299,12 +317,17 @@ class ClientNonInviteTransaction(_Transaction):
         config: TimerConfig,
         outbox: list[Outgoing],
         now: float,
+        *,
+        ended: list[_Transaction] | None = None,
+        schedule: TimerHeap[_Transaction] | None = None,
     ) -> None:
         if request.method in ("INVITE", "ACK"):
             raise SipUsageError(f"{request.method} cannot use a non-INVITE client transaction")
         branch = request.vias[0].branch or ""
         key = client_key(branch, request.method)
-        super().__init__(key, request, addr, transport, config, outbox, TxState.TRYING)
+        super().__init__(
+            key, request, addr, transport, config, outbox, TxState.TRYING, ended, schedule
+        )
         self.timed_out = False
         self._data = bytes(request)
         self._send(self._data)
@@ -353,8 +376,13 @@ class ServerInviteTransaction(_Transaction):
         transport: str,
         config: TimerConfig,
         outbox: list[Outgoing],
+        *,
+        ended: list[_Transaction] | None = None,
+        schedule: TimerHeap[_Transaction] | None = None,
     ) -> None:
-        super().__init__(key, request, addr, transport, config, outbox, TxState.PROCEEDING)
+        super().__init__(
+            key, request, addr, transport, config, outbox, TxState.PROCEEDING, ended, schedule
+        )
         self.last_response: Response | None = None
         self.ack_timed_out = False
         self._last_data: bytes | None = None
@@ -441,8 +469,13 @@ class ServerNonInviteTransaction(_Transaction):
         transport: str,
         config: TimerConfig,
         outbox: list[Outgoing],
+        *,
+        ended: list[_Transaction] | None = None,
+        schedule: TimerHeap[_Transaction] | None = None,
     ) -> None:
-        super().__init__(key, request, addr, transport, config, outbox, TxState.TRYING)
+        super().__init__(
+            key, request, addr, transport, config, outbox, TxState.TRYING, ended, schedule
+        )
         self.last_response: Response | None = None
         self._last_data: bytes | None = None
 
@@ -510,6 +543,8 @@ class TransactionLayer:
     server: dict[TransactionKey, ServerTransaction] = field(default_factory=dict)
     client: dict[TransactionKey, ClientTransaction] = field(default_factory=dict)
     _merge_index: dict[tuple[str, str, int, str], TransactionKey] = field(default_factory=dict)
+    _ended: list[_Transaction] = field(default_factory=list)
+    _schedule: TimerHeap[_Transaction] = field(default_factory=TimerHeap)
 
     # ---------------------------------------------------------------- server
     def receive_request(self, req: Request, addr: Addr, transport: str, now: float) -> RequestMatch:
@@ -530,9 +565,27 @@ class TransactionLayer:
             return RequestMatch(existing, False, False)
         tx: ServerTransaction
         if req.method == "INVITE":
-            tx = ServerInviteTransaction(key, req, addr, transport, self.config, self.outbox)
+            tx = ServerInviteTransaction(
+                key,
+                req,
+                addr,
+                transport,
+                self.config,
+                self.outbox,
+                ended=self._ended,
+                schedule=self._schedule,
+            )
         else:
-            tx = ServerNonInviteTransaction(key, req, addr, transport, self.config, self.outbox)
+            tx = ServerNonInviteTransaction(
+                key,
+                req,
+                addr,
+                transport,
+                self.config,
+                self.outbox,
+                ended=self._ended,
+                schedule=self._schedule,
+            )
         self.server[key] = tx
         merge = _merge_key(req)
         self._merge_index.setdefault(merge, key)
@@ -564,9 +617,27 @@ class TransactionLayer:
         """Create the client transaction for ``req`` (its top Via carries the branch) and send."""
         tx: ClientTransaction
         if req.method == "INVITE":
-            tx = ClientInviteTransaction(req, addr, transport, self.config, self.outbox, now)
+            tx = ClientInviteTransaction(
+                req,
+                addr,
+                transport,
+                self.config,
+                self.outbox,
+                now,
+                ended=self._ended,
+                schedule=self._schedule,
+            )
         else:
-            tx = ClientNonInviteTransaction(req, addr, transport, self.config, self.outbox, now)
+            tx = ClientNonInviteTransaction(
+                req,
+                addr,
+                transport,
+                self.config,
+                self.outbox,
+                now,
+                ended=self._ended,
+                schedule=self._schedule,
+            )
         if tx.key in self.client:
             raise SipUsageError(f"a client transaction with branch {tx.key[1]} already exists")
         self.client[tx.key] = tx
@@ -588,42 +659,31 @@ class TransactionLayer:
     # ----------------------------------------------------------------- timers
     def next_deadline(self) -> float | None:
         """The earliest timer of any transaction."""
-        best: float | None = None
-        for table in (self.server, self.client):
-            for tx in table.values():
-                when = tx.next_deadline()
-                if when is not None and (best is None or when < best):
-                    best = when
-        return best
+        return self._schedule.earliest()
 
     def handle_timer(self, now: float) -> list[ServerTransaction | ClientTransaction]:
         """Fire due timers; returns the transactions that ended (check their flags)."""
-        ended: list[ServerTransaction | ClientTransaction] = []
-        for stx in list(self.server.values()):
-            when = stx.next_deadline()
-            if when is not None and when <= now:
-                stx.handle_timer(now)
-        for ctx in list(self.client.values()):
-            when = ctx.next_deadline()
-            if when is not None and when <= now:
-                ctx.handle_timer(now)
-        ended.extend(self.sweep())
-        return ended
+        for tx in self._schedule.pop_due(now):
+            tx.handle_timer(now)
+        return self.sweep()
 
     def sweep(self) -> list[ServerTransaction | ClientTransaction]:
-        """Forget ended transactions (over TCP they end without a timer); returns them."""
+        """Forget the transactions that ended since the last sweep (over TCP they end
+        without a timer, on their final response or ACK); returns them."""
         ended: list[ServerTransaction | ClientTransaction] = []
-        for skey in [k for k, tx in self.server.items() if tx.terminated]:
-            ended.append(self.server.pop(skey))
-        for ckey in [k for k, tx in self.client.items() if tx.terminated]:
-            ended.append(self.client.pop(ckey))
-        if ended:
-            self._prune_merge_index()
+        for tx in self._ended:
+            if isinstance(tx, (ServerInviteTransaction, ServerNonInviteTransaction)):
+                if self.server.get(tx.key) is tx:
+                    del self.server[tx.key]
+                    ended.append(tx)
+                    merge = _merge_key(tx.request)
+                    if self._merge_index.get(merge) == tx.key:
+                        del self._merge_index[merge]
+            elif self.client.get(tx.key) is tx:
+                del self.client[tx.key]
+                ended.append(tx)
+        self._ended.clear()
         return ended
-
-    def _prune_merge_index(self) -> None:
-        if len(self._merge_index) > len(self.server):
-            self._merge_index = {m: k for m, k in self._merge_index.items() if k in self.server}
 
 
 def _merge_key(req: Request) -> tuple[str, str, int, str]:

@@ -233,6 +233,8 @@ class UserAgent:
         self._by_invite: dict[TransactionKey, _Call] = {}
         self._owners: dict[TransactionKey, tuple[_Call, str]] = {}
         self._auth_rounds: dict[TransactionKey, int] = {}
+        self._timed: set[int] = set()  # calls with a 2xx retransmission or a CANCEL give-up
+        self._ending: set[int] = set()  # calls to look at: over, maybe forgettable
         self._next_id = 0
         self.counters: dict[tuple[str, str], int] = {}
         """Messages by (direction "in"/"out", method or response class "2xx"; "malformed")."""
@@ -256,10 +258,13 @@ class UserAgent:
     def next_deadline(self) -> float | None:
         """When ``handle_timer`` must run next (None: no timer running)."""
         best = self.layer.next_deadline()
-        for call in self._calls.values():
-            for when in self._call_deadlines(call):
-                if best is None or when < best:
-                    best = when
+        for call_id in list(self._timed):
+            call = self._calls.get(call_id)
+            times = self._call_deadlines(call) if call is not None else []
+            if not times:
+                self._timed.discard(call_id)
+            elif best is None or min(times) < best:
+                best = min(times)
         return best
 
     def pending_transactions(self) -> int:
@@ -581,6 +586,7 @@ class UserAgent:
         if call is None or pending is None or req.cseq.seq != pending.seq:
             return  # an ACK for nothing we wait for: ignored (§17.2.3)
         call.pending_2xx = None
+        self._ending.add(call.ref.id)
         if pending.initial:
             self._confirm(call, req.body, now)
 
@@ -592,7 +598,7 @@ class UserAgent:
         self._emit(call, ev.CallConfirmed(call.ref, sdp))
         if call.bye_after_ack:  # hangup() came before the ACK (§15)
             self._send_bye(call, now)
-            call.phase = _Phase.ENDED
+            self._finish(call)
 
     def _on_cancel(self, tx: ServerTransaction, now: float) -> None:
         itx = self.layer.invite_for_cancel(tx.request)
@@ -610,7 +616,7 @@ class UserAgent:
             owner.reinvite_in = None
             return
         owner.cancelled = True
-        owner.phase = _Phase.ENDED
+        self._finish(owner)
         self._emit(owner, ev.CallCancelled(owner.ref))
 
     def _on_bye(self, tx: ServerTransaction, call: _Call, now: float) -> None:
@@ -703,6 +709,7 @@ class UserAgent:
             return False
         call.phase = _Phase.ANSWERED
         call.pending_2xx = self._pending(bytes(resp), call.invite.cseq.seq, True, call, now)
+        self._timed.add(call.ref.id)
         return True
 
     def _answer_headers(self, call: _Call) -> list[tuple[str, str]]:
@@ -738,7 +745,7 @@ class UserAgent:
             return False
         call, tx = found
         sent = self._respond(tx, status, now, reason=reason, to_tag=call.local_tag, headers=headers)
-        call.phase = _Phase.ENDED
+        self._finish(call)
         return sent is not None
 
     def answer_reinvite(self, ref: CallRef, sdp: bytes, now: float) -> bool:
@@ -759,6 +766,7 @@ class UserAgent:
         if resp is None:
             return False
         call.pending_2xx = self._pending(bytes(resp), tx.request.cseq.seq, False, call, now)
+        self._timed.add(call.ref.id)
         return True
 
     def reject_reinvite(self, ref: CallRef, status: int, now: float) -> bool:
@@ -792,7 +800,7 @@ class UserAgent:
             found = self._unanswered(ref)
             if found is not None:
                 self._respond(found[1], 480, now, to_tag=call.local_tag)
-            call.phase = _Phase.ENDED
+            self._finish(call)
         elif call.phase is _Phase.ANSWERED:
             call.bye_after_ack = True  # the 200 keeps going until its ACK, then BYE
         elif call.phase is _Phase.CALLING:
@@ -802,7 +810,7 @@ class UserAgent:
                 self._respond(call.reinvite_in, 487, now, to_tag=call.local_tag)
                 call.reinvite_in = None
             self._send_bye(call, now)
-            call.phase = _Phase.ENDED
+            self._finish(call)
         self._events.append(ev.CallEnded(call.ref, "local", False))
         call.silenced = True
         return True
@@ -811,7 +819,7 @@ class UserAgent:
         """The call is over: one CallEnded (unless hangup() already reported it)."""
         if not call.live:
             return
-        call.phase = _Phase.ENDED
+        self._finish(call)
         call.pending_2xx = None
         call.cancel_deadline = None
         self._emit(call, ev.CallEnded(call.ref, reason, by_remote))
@@ -937,6 +945,7 @@ class UserAgent:
         ]
         call.cancel_pending = False
         call.cancel_deadline = now + self.timers.transaction_timeout
+        self._timed.add(call.ref.id)
         self._start(call, make_request("CANCEL", inv.uri, items), "cancel", now)
 
     def _confirmed(self, ref: CallRef) -> _Call | None:
@@ -1021,7 +1030,7 @@ class UserAgent:
             self._on_invite_2xx(call, resp, now)
             return
         if call.phase is _Phase.CALLING:
-            call.phase = _Phase.ENDED
+            self._finish(call)
             call.cancel_deadline = None
             self._emit(call, ev.CallFailed(call.ref, status, resp.reason))
 
@@ -1170,21 +1179,24 @@ class UserAgent:
         try:
             for tx in self.layer.handle_timer(now):
                 self._transaction_ended(tx, now)
-            for call in list(self._calls.values()):
-                self._call_timers(call, now)
+            for call_id in list(self._timed):
+                call = self._calls.get(call_id)
+                if call is not None:
+                    self._call_timers(call, now)
         except Exception:  # never let a timer take the UA down; counted
             self.internal_errors += 1
             log.exception("sip.timer_failed")
         self._after_input(now)
 
     def _call_timers(self, call: _Call, now: float) -> None:
+        self._ending.add(call.ref.id)
         pending = call.pending_2xx
         if pending is not None and now >= pending.give_up_at:
             call.pending_2xx = None
             log.info("sip.no_ack", call_id=call.ref.call_id)
             self._send_bye(call, now)  # §13.3.1.4: the dialog is confirmed, end the session
             if call.silenced:
-                call.phase = _Phase.ENDED
+                self._finish(call)
             self._end(call, "no-ack", by_remote=False)
         elif pending is not None and pending.next_at is not None and now >= pending.next_at:
             self._send(pending.data, call.addr, call.transport)
@@ -1195,21 +1207,24 @@ class UserAgent:
             if call.invite_tx is not None:
                 call.invite_tx.terminate()
             if call.phase is _Phase.CALLING:
-                call.phase = _Phase.ENDED
+                self._finish(call)
                 self._emit(call, ev.CallFailed(call.ref, 408, "No Final Response After CANCEL"))
 
     def _transaction_ended(self, tx: ServerTransaction | ClientTransaction, now: float) -> None:
-        self._by_invite.pop(tx.key, None)
+        uas_call = self._by_invite.pop(tx.key, None)
+        if uas_call is not None:
+            self._ending.add(uas_call.ref.id)
         self._auth_rounds.pop(tx.key, None)
         owner = self._owners.pop(tx.key, None)
         if owner is None:
             return
         call, purpose = owner
         call.in_flight -= 1
+        self._ending.add(call.ref.id)
         if not getattr(tx, "timed_out", False):
             return
         if purpose == "invite" and call.phase is _Phase.CALLING:
-            call.phase = _Phase.ENDED
+            self._finish(call)
             call.cancel_deadline = None
             self._emit(call, ev.CallFailed(call.ref, 408, "Request Timeout"))
         elif purpose == "reinvite":
@@ -1221,15 +1236,21 @@ class UserAgent:
                 self._emit(call, ev.ReferStatus(call.ref, 408))
             self._dialog_gone(call, 408, now)
 
+    def _finish(self, call: _Call) -> None:
+        call.phase = _Phase.ENDED
+        self._ending.add(call.ref.id)
+
     def _collect(self) -> None:
         """Forget calls that are over and have nothing left in flight."""
-        for call in [c for c in self._calls.values() if c.phase is _Phase.ENDED]:
+        for call_id in self._ending:
+            call = self._calls.get(call_id)
+            if call is None or call.live:
+                continue
             if call.pending_2xx is not None or call.cancel_deadline is not None:
-                continue
-            if call.in_flight:
-                continue
-            if call.invite_tx is not None and not call.invite_tx.terminated:
-                continue
+                continue  # parked: its timers put it back (_call_timers)
+            if call.in_flight or (call.invite_tx is not None and not call.invite_tx.terminated):
+                continue  # parked: the end of the transaction puts it back
             del self._calls[call.ref.id]
             if call.dialog is not None and self._dialogs.get(call.dialog.id) is call:
                 del self._dialogs[call.dialog.id]
+        self._ending.clear()
