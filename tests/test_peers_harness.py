@@ -12,7 +12,9 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -353,6 +355,13 @@ def test_baresip_calls_sipp_uas_established_and_closed(tmp_path: Path) -> None:
     assert dominant_frequency(got[rate // 2 :]) == pytest.approx(440, abs=5)
 
 
+def _dtmf_start(digit: str) -> Callable[[dict[str, Any]], bool]:
+    def match(event: dict[str, Any]) -> bool:
+        return event["type"] == "CALL_DTMF_START" and event.get("param") == digit
+
+    return match
+
+
 @pytest.mark.peer
 def test_two_baresips_audio_both_ways_and_rfc4733_digits(tmp_path: Path) -> None:
     agent = Baresip(auto_answer=True, tone_hz=1000, run_dir=tmp_path / "agent", duration=40)
@@ -370,9 +379,7 @@ def test_two_baresips_audio_both_ways_and_rfc4733_digits(tmp_path: Path) -> None
         time.sleep(1.0)
         caller.send_dtmf("12#")
         for digit in "12#":
-            agent.wait_for_event(
-                lambda e, d=digit: e["type"] == "CALL_DTMF_START" and e.get("param") == d, 10
-            )
+            agent.wait_for_event(_dtmf_start(digit), 10)
         time.sleep(0.5)
         caller.hangup()
         caller.wait_for_event("CALL_CLOSED", 10)
