@@ -10,8 +10,10 @@ feed hand-written SIP text into ``receive`` and parse what comes out.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -20,8 +22,10 @@ from media.sip.auth import Challenge, verify
 from media.sip.errors import SipUsageError
 from media.sip.events import Outgoing
 from media.sip.message import Request, Response, make_response, parse_message
+from media.sip.service import SipService
 from media.sip.useragent import ALLOW, UserAgent
 from tests.conftest import TORTURE
+from tests.peers.sipp import Sipp, SippResult, Transport
 
 Addr = tuple[str, int]
 UAC = ("127.0.0.1", 5060)
@@ -1093,3 +1097,191 @@ def test_cancel_without_final_answer_gives_up_after_64_T1() -> None:
     assert wire.sent(UAC, b"CANCEL")[0] == 1.0
     assert events(uac)[-1] == ev.CallFailed(ref, 408, "No Final Response After CANCEL")
     assert uac.next_deadline() is None and uac.call_state(ref) is None
+
+
+# ============================================================ real peers (SIPp)
+AUTH_UAS = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="UAS that challenges every INVITE once (digest MD5, qop=auth)">
+  <recv request="INVITE" />
+  <send><![CDATA[
+
+SIP/2.0 401 Unauthorized
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+WWW-Authenticate: Digest realm="cc.test", nonce="[pid]n[call_number]", algorithm=MD5, qop="auth"
+Content-Length: 0
+
+]]></send>
+  <recv request="ACK" />
+  <recv request="INVITE">
+    <action>
+      <verifyauth assign_to="authvalid" username="alice" password="s3cret" />
+    </action>
+  </recv>
+  <nop hide="true" test="authvalid" next="good" />
+  <send next="end"><![CDATA[
+
+SIP/2.0 403 Forbidden
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag02[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+  <label id="good" />
+  <send><![CDATA[
+
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag02[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Contact: <sip:sipp@[local_ip]:[local_port];transport=[transport]>
+Content-Type: application/sdp
+Content-Length: [len]
+
+v=0
+o=- 1 1 IN IP4 [local_ip]
+s=-
+c=IN IP4 [local_ip]
+t=0 0
+m=audio [media_port] RTP/AVP 8
+a=rtpmap:8 PCMA/8000
+
+]]></send>
+  <recv request="ACK" />
+  <recv request="BYE" />
+  <send><![CDATA[
+
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+  <label id="end" />
+</scenario>
+"""
+
+
+async def _call_sipp(
+    scenario: str | Path, transport: str, tmp_path: Path, credentials: tuple[str, str] | None
+) -> tuple[list[ev.Event], SippResult]:
+    """Our UserAgent (asyncio shell: SipService) calls a SIPp UAS and hangs up."""
+    sipp_transport: Transport = "t1" if transport == "tcp" else "u1"
+    uas = await Sipp(scenario, calls=1, transport=sipp_transport, run_dir=tmp_path).start_async()
+    if transport == "tcp":  # over TCP nothing is retransmitted: wait until SIPp listens
+        async with asyncio.timeout(10):
+            while True:
+                try:
+                    _, writer = await asyncio.open_connection("127.0.0.1", uas.port)
+                except OSError:
+                    await asyncio.sleep(0.05)
+                    continue
+                writer.close()
+                break
+    got: list[ev.Event] = []
+    changed = asyncio.Event()
+
+    def on_event(event: ev.Event) -> None:
+        got.append(event)
+        changed.set()
+
+    ua = UserAgent(local_host="127.0.0.1", local_port=0)
+    service = SipService(ua, on_event)
+    await service.start("127.0.0.1", 0)
+    ua.local_port = service.port
+    try:
+        ref = ua.invite(
+            f"sip:service@127.0.0.1:{uas.port}",
+            dest=("127.0.0.1", uas.port),
+            transport=transport,
+            from_uri="sip:alice@127.0.0.1",
+            sdp=OFFER,
+            now=service.now(),
+            credentials=credentials,
+        )
+        service.flush()
+        async with asyncio.timeout(15):
+            while not any(isinstance(e, (ev.CallAnswered, ev.CallFailed)) for e in got):
+                changed.clear()
+                await changed.wait()
+        if isinstance(got[-1], ev.CallAnswered):
+            ua.hangup(ref, service.now())
+            service.flush()
+        async with asyncio.timeout(15):
+            while ua.pending_transactions():
+                await asyncio.sleep(0.02)
+        result = await uas.wait(15)
+    finally:
+        await service.close()
+    return got, result
+
+
+@pytest.mark.peer
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+async def test_uac_calls_sipp_uas_and_hangs_up(transport: str, tmp_path: Path) -> None:
+    got, result = await _call_sipp("uas", transport, tmp_path, None)
+    answered = [e for e in got if isinstance(e, ev.CallAnswered)]
+    assert len(answered) == 1 and b"m=audio" in answered[0].sdp
+    assert [e.status for e in got if isinstance(e, ev.CallProgress)] == [180]
+    assert result.ok and result.stats.successful == 1, result.summary()
+
+
+@pytest.mark.peer
+@pytest.mark.parametrize(("password", "outcome"), [("s3cret", 200), ("wrong", 403)])
+async def test_uac_answers_a_sipp_digest_challenge(
+    password: str, outcome: int, tmp_path: Path
+) -> None:
+    """SIPp checks our Authorization itself (verifyauth): 200 if right, 403 if not."""
+    scenario = tmp_path / "uas_auth.xml"
+    scenario.write_text(AUTH_UAS)
+    got, _result = await _call_sipp(scenario, "udp", tmp_path / "run", ("alice", password))
+    if outcome == 200:
+        assert [type(e) for e in got] == [ev.CallAnswered, ev.CallEnded], got
+    else:
+        assert [(type(e), getattr(e, "status", None)) for e in got] == [(ev.CallFailed, 403)]
+
+
+def test_2xx_without_to_tag_fails_the_call_when_the_transaction_ends() -> None:
+    uac = make_ua(UAC, 70)
+    ref = uac.invite(
+        "sip:ivr@127.0.0.1:5070", dest=UAS, from_uri="sip:a@127.0.0.1", sdp=OFFER, now=0.0
+    )
+    inv = parse_message(uac.datagrams_to_send()[0].data)
+    assert isinstance(inv, Request)
+    uac.receive(
+        bytes(make_response(inv, 200, body=ANSWER, content_type="application/sdp")), UAS, "udp", 0.1
+    )
+    assert uac.parse_errors == 0 and uac.dropped == 1 and events(uac) == []
+    uac.handle_timer(32.1)  # timer M: the INVITE transaction is over, no dialog came of it
+    assert events(uac) == [ev.CallFailed(ref, 502, "Unusable Answer")]
+
+
+def test_both_user_agents_call_each_other() -> None:
+    """Each UserAgent is UAC and UAS at once: B calls A while A's call to B is up."""
+    wire, a, b, a_ref, b_ref = setup_call()
+    back = b.invite(
+        "sip:a@127.0.0.1:5060", dest=UAC, from_uri="sip:b@127.0.0.1", sdp=OFFER, now=1.0
+    )
+    wire.flush(1.0)
+    incoming = events(a)
+    assert isinstance(incoming[0], ev.IncomingCall) and incoming[0].remote_addr == UAS
+    a.answer(incoming[0].call, ANSWER, 1.1)
+    wire.flush(1.1)
+    assert ev.CallAnswered(back, ANSWER) in events(b) and events(a) == [
+        ev.CallConfirmed(incoming[0].call)
+    ]
+    a.hangup(incoming[0].call, 2.0)
+    wire.flush(2.0)
+    assert events(b) == [ev.CallEnded(back, "bye", True)]
+    assert a.call_state(a_ref) == "confirmed" and b.call_state(b_ref) == "confirmed"

@@ -1115,7 +1115,7 @@ class UserAgent:
         self, call: _Call, tx: ClientTransaction, resp: Response, purpose: str, now: float
     ) -> bool:
         """Resend ``tx``'s request with digest credentials (RFC 3261 §22.2)."""
-        if call.credentials is None or purpose == "cancel":
+        if call.credentials is None or purpose == "cancel" or call.cancelled:
             return False
         rounds = self._auth_rounds.pop(tx.key, 0)
         header = "WWW-Authenticate" if resp.status == 401 else "Proxy-Authenticate"
@@ -1221,12 +1221,15 @@ class UserAgent:
         call, purpose = owner
         call.in_flight -= 1
         self._ending.add(call.ref.id)
-        if not getattr(tx, "timed_out", False):
-            return
-        if purpose == "invite" and call.phase is _Phase.CALLING:
+        timed_out = getattr(tx, "timed_out", False)
+        if purpose == "invite" and tx is call.invite_tx and call.phase is _Phase.CALLING:
+            # timer B, or an answer we could not use (a 2xx without To tag)
             self._finish(call)
             call.cancel_deadline = None
-            self._emit(call, ev.CallFailed(call.ref, 408, "Request Timeout"))
+            status, reason = (408, "Request Timeout") if timed_out else (502, "Unusable Answer")
+            self._emit(call, ev.CallFailed(call.ref, status, reason))
+        elif not timed_out:
+            return
         elif purpose == "reinvite":
             call.reinvite_out = None
             self._emit(call, ev.ReinviteAnswered(call.ref, 408, None))
