@@ -101,6 +101,8 @@ class MediaSession:
         self.digits_muted = False
         self._rx: list[bytes] = []
         self._rx_fifo = bytearray()
+        self._last_tick: float | None = None
+        self.skipped_frames = 0
         self._tx: list[bytes] = []
         self._last_lost = 0
         self._last_late = 0
@@ -186,9 +188,24 @@ class MediaSession:
 
     # -------------------------------------------------------------- the tick
     def tick(self, now: float) -> None:
-        """Called by the media clock every ``ptime``: send one frame, play out one."""
+        """Called by the media clock every ``ptime``: send one frame, play out one.
+
+        If the clock skipped ticks (the process was starved), the RTP
+        timestamp jumps by the frames not sent, so our stream stays on real
+        time: the far end sees a gap, not a sender whose clock runs slow.
+        """
         if self.closed:
             return
+        last = self._last_tick
+        self._last_tick = now
+        if last is not None:
+            missed = round((now - last) * 1000 / self.ptime) - 1
+            if missed > 0:
+                self.send_state.timestamp = (
+                    self.send_state.timestamp + missed * self.samples
+                ) & 0xFFFFFFFF
+                self.send_state.start_talkspurt()
+                self.skipped_frames += missed
         dest = self.destination()
         payload = None
         if dest is not None:  # nothing is played into the void before media flows

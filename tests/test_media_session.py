@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import numpy as np
@@ -114,3 +115,15 @@ def test_playback_event_reaches_the_owner() -> None:
     for i in range(3):
         session.tick(i * 0.02)
     assert finished == [PlaybackFinished("hello", False)]
+
+
+def test_skipped_ticks_keep_rtp_time_on_real_time() -> None:
+    session, sent, _, _ = _session()
+    session.receive_rtp(rtp_header(8, True, 1, 0, 7) + b"\xd5" * 160, PEER, 0.0)
+    for now in (0.00, 0.02, 0.04, 0.14, 0.16):  # the process stalled for 80 ms
+        session.tick(now)
+    stamps = [RtpPacket.parse(d).timestamp for d, _ in sent]
+    steps = [(b - a) & 0xFFFFFFFF for a, b in itertools.pairwise(stamps)]
+    assert steps == [160, 160, 800, 160]  # 4 frames not sent: the timestamp jumps
+    assert session.skipped_frames == 4
+    assert RtpPacket.parse(sent[3][0]).marker  # a new talkspurt after the gap
