@@ -86,16 +86,17 @@ class StreamingWavWriter:
 class CallCapture:
     """Collects aligned rx/tx frames and flushes stereo blocks to its sinks.
 
-    ``add(rx, tx)`` is called once per media tick with int16 mono frames of the
-    same length (silence where nothing was received or sent). Blocks are
-    flushed every ``flush_frames`` frames and on ``close()``.
+    ``add(rx, tx)`` takes int16 mono chunks of the same length (silence where
+    nothing was received or sent). Blocks are flushed once ``flush_samples``
+    are pending (default one second) and on ``close()``.
     """
 
-    def __init__(self, sinks: list[CaptureSink] | None = None, flush_frames: int = 50) -> None:
+    def __init__(self, sinks: list[CaptureSink] | None = None, flush_samples: int = RATE) -> None:
         self.sinks: list[CaptureSink] = list(sinks or [])
-        self.flush_frames = flush_frames
+        self.flush_samples = flush_samples
         self._rx: list[np.ndarray] = []
         self._tx: list[np.ndarray] = []
+        self._pending = 0
         self.samples = 0
         self.closed = False
 
@@ -104,7 +105,8 @@ class CallCapture:
             return
         self._rx.append(rx)
         self._tx.append(tx)
-        if len(self._rx) >= self.flush_frames:
+        self._pending += len(rx)
+        if self._pending >= self.flush_samples:
             self.flush()
 
     def flush(self) -> None:
@@ -114,6 +116,7 @@ class CallCapture:
         block = np.stack((np.concatenate(self._rx), np.concatenate(self._tx)), axis=1)
         self._rx.clear()
         self._tx.clear()
+        self._pending = 0
         self.samples += block.shape[0]
         for sink in self.sinks:
             sink.write(block)

@@ -8,11 +8,11 @@ Receive path (per datagram): parse the RTP header, enforce the latched source
 jitter buffer. Send path (per tick): take the next pre-encoded prompt payload
 from the player, or comfort silence, and send it with the next header.
 
-Every ``DECODE_EVERY`` ticks the received and sent payloads collected since
-are decoded in one numpy call each, fed to the in-band DTMF detector (when no
-telephone-event was negotiated) and to the capture. Batching keeps the per-tick
-cost to a few dictionary and byte operations, so hundreds of calls fit on one
-core.
+Received and sent payloads are collected as bytes and decoded in batches, one
+numpy call each: every ``DECODE_EVERY`` ticks (100 ms) when the in-band DTMF
+detector listens (no telephone-event was negotiated), else every
+``CAPTURE_EVERY`` ticks (1 s) for the capture. Batching keeps the per-tick
+cost to a few list and byte operations, so hundreds of calls fit on one core.
 
 The session does no I/O of its own: it is handed ``send_rtp``/``send_rtcp``
 callables and ``now``.
@@ -39,8 +39,10 @@ from media.sdp import NegotiatedMedia
 
 Addr = tuple[str, int]
 
-#: Received/sent payloads are decoded in batches of this many ticks.
+#: Received payloads are decoded every this many ticks when in-band DTMF is listened for.
 DECODE_EVERY = 5
+#: Otherwise received and sent payloads are decoded for the capture in batches this long.
+CAPTURE_EVERY = 50
 
 SENDING = frozenset({"sendrecv", "sendonly"})
 RECEIVING = frozenset({"sendrecv", "recvonly"})
@@ -112,6 +114,8 @@ class MediaSession:
     # ------------------------------------------------------------------ setup
     def apply(self, media: NegotiatedMedia) -> None:
         """(Re)configure from an offer/answer: codec, ptime, peer, direction."""
+        if getattr(self, "_rx", None):
+            self._decode_batch()  # what is pending was coded with the old codec
         codec: Codec = codec_by_name(media.codec)
         changed_peer = getattr(self, "remote", None) != (media.remote_address, media.remote_port)
         self.media = media
@@ -128,6 +132,7 @@ class MediaSession:
         )
         # In-band detection only for calls that cannot send telephone-events.
         self.inband = InbandDtmfDetector() if self.te_pt is None else None
+        self._batch = DECODE_EVERY if self.inband is not None else CAPTURE_EVERY
         if changed_peer:
             self.recv_state.relatch()
 
@@ -236,7 +241,7 @@ class MediaSession:
             received = self.silence
         self._rx.append(received)
         self._tx.append(sent)
-        if len(self._rx) >= DECODE_EVERY:
+        if len(self._rx) >= self._batch:
             self._decode_batch()
         if self.rtcp.due(now):
             self._send_report(now)

@@ -19,7 +19,7 @@ def _read(path: Path) -> np.ndarray:
 def test_wav_is_readable_after_each_flush_without_close(tmp_path: Path) -> None:
     path = tmp_path / "call.wav"
     writer = StreamingWavWriter(path)
-    capture = CallCapture([writer], flush_frames=2)
+    capture = CallCapture([writer], flush_samples=320)
     rx = np.arange(160, dtype=np.int16)
     tx = -np.arange(160, dtype=np.int16)
     capture.add(rx, tx)

@@ -55,7 +55,7 @@ def _session() -> tuple[MediaSession, list[tuple[bytes, tuple[str, int]]], list[
         totals=MediaTotals(),
         on_digit=lambda digit, source: digits.append(digit),
         on_playback=lambda event: None,
-        capture=CallCapture([sink], flush_frames=5),
+        capture=CallCapture([sink], flush_samples=800),
         jitter_ms=40,
     )
     return session, sent, digits, sink
