@@ -11,8 +11,9 @@ when ``wave`` refuses a broken file. No library at hand does both: scipy's
 
 Channels are averaged and the rate converted to 8 kHz (media.resample).
 A data chunk whose declared size is the "unknown length" placeholder that
-sox and espeak-ng write to a pipe (0x7ffff000 and up) runs to the end of
-the file; any other chunk that runs past the end is a truncated file.
+sox and espeak-ng write to a pipe (0x7ffff000, rounded down to whole frames:
+0x7fffefff for 24-bit) runs to the end of the file; any other chunk that
+runs past the end is a truncated file.
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ FORMAT_NAMES = {
     0x55: "MPEG layer 3",
     EXTENSIBLE: "extensible",
 }
-#: Declared data sizes from here up mean "until the end of the file".
-STREAMING_SIZE = 0x7FFFF000
+#: Declared data sizes from here up mean "until the end of the file" (2 GiB - 64 KiB).
+STREAMING_SIZE = 0x7FFF0000
 _NOTHING = ", no audio samples"
 #: KSDATAFORMAT_SUBTYPE_* GUIDs are the format tag followed by these 14 bytes.
 _GUID_TAIL = bytes.fromhex("000000001000800000aa00389b71")
@@ -118,7 +119,7 @@ def _read_with_wave(data: bytes, source: str) -> tuple[WavFormat, bytes] | None:
     if rate == 0:
         raise AudioError(f"{source}: sample rate 0")
     declared = frames * channels * width
-    if len(raw) < declared and declared < STREAMING_SIZE - channels * width:
+    if len(raw) < declared and declared < STREAMING_SIZE:
         raise AudioError(
             f"{source}: truncated{_NOTHING if not raw else ''}: the data chunk declares "
             f"{declared} bytes, the file holds {len(raw)}"
