@@ -109,7 +109,7 @@ def test_round_trip_and_errors() -> None:
         SessionDescription.parse(b"v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\nbroken\r\n")
     with pytest.raises(SdpParseError, match="no o= line"):
         SessionDescription.parse(b"v=0\r\ns=-\r\n")
-    with pytest.raises(SdpParseError, match="port .99999. is not a number 0-65535"):
+    with pytest.raises(SdpParseError, match=r"port .99999. is not a number 0-65535"):
         SessionDescription.parse(b"v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\nm=audio 99999 RTP/AVP 0\r\n")
 
 
