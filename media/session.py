@@ -103,7 +103,6 @@ class MediaSession:
         self.digits_muted = False
         self._rx: list[bytes] = []
         self._rx_fifo = bytearray()
-        self._last_tick: float | None = None
         self.skipped_frames = 0
         self._tx: list[bytes] = []
         self._last_lost = 0
@@ -192,25 +191,24 @@ class MediaSession:
         return None
 
     # -------------------------------------------------------------- the tick
-    def tick(self, now: float) -> None:
+    def tick(self, now: float, skipped: int = 0) -> None:
         """Called by the media clock every ``ptime``: send one frame, play out one.
 
-        If the clock skipped ticks (the process was starved), the RTP
-        timestamp jumps by the frames not sent, so our stream stays on real
-        time: the far end sees a gap, not a sender whose clock runs slow.
+        ``skipped`` is how many periods the clock skipped before this tick (the
+        process was starved): the RTP timestamp jumps by those frames, so our
+        stream stays on real time and the far end sees a gap, not a sender
+        whose clock runs slow. Late ticks the clock catches up (no skip) send
+        every frame, so the timestamp never jumps for them: jumping there too
+        would run our RTP clock ahead of real time.
         """
         if self.closed:
             return
-        last = self._last_tick
-        self._last_tick = now
-        if last is not None:
-            missed = round((now - last) * 1000 / self.ptime) - 1
-            if missed > 0:
-                self.send_state.timestamp = (
-                    self.send_state.timestamp + missed * self.samples
-                ) & 0xFFFFFFFF
-                self.send_state.start_talkspurt()
-                self.skipped_frames += missed
+        if skipped > 0:
+            self.send_state.timestamp = (
+                self.send_state.timestamp + skipped * self.samples
+            ) & 0xFFFFFFFF
+            self.send_state.start_talkspurt()
+            self.skipped_frames += skipped
         dest = self.destination()
         payload = None
         if dest is not None:  # nothing is played into the void before media flows

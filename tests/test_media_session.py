@@ -120,10 +120,23 @@ def test_playback_event_reaches_the_owner() -> None:
 def test_skipped_ticks_keep_rtp_time_on_real_time() -> None:
     session, sent, _, _ = _session()
     session.receive_rtp(rtp_header(8, True, 1, 0, 7) + b"\xd5" * 160, PEER, 0.0)
-    for now in (0.00, 0.02, 0.04, 0.14, 0.16):  # the process stalled for 80 ms
-        session.tick(now)
+    # the process stalled: the clock skipped 4 periods before the tick at 0.14
+    for now, skipped in ((0.00, 0), (0.02, 0), (0.04, 0), (0.14, 4), (0.16, 0)):
+        session.tick(now, skipped)
     stamps = [RtpPacket.parse(d).timestamp for d, _ in sent]
     steps = [(b - a) & 0xFFFFFFFF for a, b in itertools.pairwise(stamps)]
     assert steps == [160, 160, 800, 160]  # 4 frames not sent: the timestamp jumps
     assert session.skipped_frames == 4
     assert RtpPacket.parse(sent[3][0]).marker  # a new talkspurt after the gap
+
+
+def test_late_ticks_caught_up_do_not_jump_the_timestamp() -> None:
+    session, sent, _, _ = _session()
+    session.receive_rtp(rtp_header(8, True, 1, 0, 7) + b"\xd5" * 160, PEER, 0.0)
+    # 30 ms late, then two catch-up ticks in quick succession: every frame is sent
+    for now in (0.00, 0.02, 0.07, 0.071, 0.08, 0.10):
+        session.tick(now, 0)
+    stamps = [RtpPacket.parse(d).timestamp for d, _ in sent]
+    steps = [(b - a) & 0xFFFFFFFF for a, b in itertools.pairwise(stamps)]
+    assert steps == [160] * 5
+    assert session.skipped_frames == 0

@@ -4,7 +4,10 @@ No thread and no timer per call: a single schedule per packetisation time
 (20 ms, 30 ms) wakes up on absolute deadlines (``start + n * ptime``, so lateness
 never accumulates into drift) and calls every registered stream's ``tick(now)``.
 If the loop falls more than a few periods behind (a stall), the schedule skips
-forward rather than bursting packets.
+forward rather than bursting packets, and tells every member how many periods
+it skipped (``tick(now, skipped)``) so streams can jump their RTP timestamps by
+exactly that much. A shorter lateness is caught up tick by tick (no skip): the
+members then send every frame, so their timestamps must not jump.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ MAX_CATCH_UP_PERIODS = 3
 class Ticking(Protocol):
     """Anything driven by the media clock."""
 
-    def tick(self, now: float) -> None: ...
+    def tick(self, now: float, skipped: int = 0) -> None: ...
 
 
 class _Schedule:
@@ -49,12 +52,14 @@ class _Schedule:
         loop = self.clock.loop
         now = loop.time()
         lateness = now - self.next_at
+        skipped = 0
         if lateness > self.period * MAX_CATCH_UP_PERIODS:
             self.late_ticks += 1
+            skipped = int(lateness / self.period)  # deadlines passed with no frame
             self.next_at = now
         for member in list(self.members.values()):
             try:
-                member.tick(now)
+                member.tick(now, skipped)
             except Exception:  # one broken call must never stop the clock of the others
                 log.exception("media.clock.tick_failed", member=repr(member))
         self.clock.ticks += 1
@@ -85,7 +90,7 @@ class MediaClock:
         self.on_lateness: Callable[[float], None] = on_lateness or (lambda _late: None)
 
     def register(self, member: Ticking, ptime_ms: int) -> int:
-        """Start calling ``member.tick(now)`` every ``ptime_ms``; returns its key."""
+        """Start calling ``member.tick(now, skipped)`` every ``ptime_ms``; returns its key."""
         schedule = self._schedules.get(ptime_ms)
         if schedule is None:
             schedule = self._schedules[ptime_ms] = _Schedule(self, ptime_ms / 1000.0)

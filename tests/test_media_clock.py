@@ -1,0 +1,49 @@
+"""The shared media clock on a real asyncio loop: absolute deadlines, catch-up
+of short lateness tick by tick, and a reported skip after a long stall."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+
+from media.rtp.clock import MAX_CATCH_UP_PERIODS, MediaClock
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.ticks: list[tuple[float, int]] = []
+
+    def tick(self, now: float, skipped: int = 0) -> None:
+        self.ticks.append((now, skipped))
+
+
+async def _run(stall_ms: float, ticks: int = 12) -> list[tuple[float, int]]:
+    loop = asyncio.get_running_loop()
+    clock = MediaClock(loop)
+    member = Recorder()
+    clock.register(member, 20)
+    while len(member.ticks) < 3:
+        await asyncio.sleep(0.005)
+    time.sleep(stall_ms / 1000)  # block the loop, as a starved process would
+    while len(member.ticks) < ticks:
+        await asyncio.sleep(0.005)
+    clock.close()
+    return member.ticks
+
+
+async def test_short_lateness_is_caught_up_without_a_skip() -> None:
+    ticks = await _run(stall_ms=45)  # < MAX_CATCH_UP_PERIODS periods
+    assert MAX_CATCH_UP_PERIODS * 20 > 45
+    assert all(skipped == 0 for _, skipped in ticks)
+    # the deadlines missed during the stall are fired back to back afterwards
+    gaps = [b - a for (a, _), (b, _) in itertools.pairwise(ticks)]
+    assert sum(g < 0.01 for g in gaps) >= 1
+
+
+async def test_long_stall_is_skipped_and_reported() -> None:
+    ticks = await _run(stall_ms=150)
+    skips = [skipped for _, skipped in ticks if skipped]
+    assert len(skips) == 1
+    # 150 ms of stall past a deadline: at least 6 periods passed with no frame
+    assert 6 <= skips[0] <= 10
