@@ -192,7 +192,7 @@ class MediaSession:
 
     # -------------------------------------------------------------- the tick
     def tick(self, now: float, skipped: int = 0) -> None:
-        """Called by the media clock every ``ptime``: send one frame, play out one.
+        """Called by the media clock every ``ptime``: send one frame (see after_tick).
 
         ``skipped`` is how many periods the clock skipped before this tick (the
         process was starved): the RTP timestamp jumps by those frames, so our
@@ -222,6 +222,17 @@ class MediaSession:
             self.totals.packets_out += 1
         else:
             sent = self.silence
+        self._tx.append(sent)
+
+    def after_tick(self, now: float) -> None:
+        """Second phase of a clock tick, run once every stream has sent its frame.
+
+        Play-out from the jitter buffer, capture, in-band DTMF and RTCP happen
+        here, so the send phase of all streams stays short and regular (the
+        cost of this phase never delays another call's packet).
+        """
+        if self.closed:
+            return
         # Play out by samples, not packets: the peer's packets may be longer or
         # shorter than our ptime (SIPp's g711a.pcap sends 30 ms into a 20 ms call).
         fifo = self._rx_fifo
@@ -238,7 +249,6 @@ class MediaSession:
         else:
             received = self.silence
         self._rx.append(received)
-        self._tx.append(sent)
         if len(self._rx) >= self._batch:
             self._decode_batch()
         if self.rtcp.due(now):

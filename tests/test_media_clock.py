@@ -17,6 +17,9 @@ class Recorder:
     def tick(self, now: float, skipped: int = 0) -> None:
         self.ticks.append((now, skipped))
 
+    def after_tick(self, now: float) -> None:
+        pass
+
 
 async def _run(stall_ms: float, ticks: int = 12) -> list[tuple[float, int]]:
     loop = asyncio.get_running_loop()
@@ -47,3 +50,35 @@ async def test_long_stall_is_skipped_and_reported() -> None:
     assert len(skips) == 1
     # 150 ms of stall past a deadline: at least 6 periods passed with no frame
     assert 6 <= skips[0] <= 10
+
+
+async def test_every_stream_sends_before_any_does_its_slower_work() -> None:
+    loop = asyncio.get_running_loop()
+    clock = MediaClock(loop)
+    order: list[tuple[str, int]] = []
+    done = asyncio.Event()
+
+    class Member:
+        def __init__(self, n: int) -> None:
+            self.n = n
+
+        def tick(self, now: float, skipped: int = 0) -> None:
+            order.append(("send", self.n))
+
+        def after_tick(self, now: float) -> None:
+            order.append(("work", self.n))
+            if len(order) >= 6:
+                done.set()
+
+    for n in range(3):
+        clock.register(Member(n), 20)
+    await asyncio.wait_for(done.wait(), 2)
+    clock.close()
+    assert order[:6] == [
+        ("send", 0),
+        ("send", 1),
+        ("send", 2),
+        ("work", 0),
+        ("work", 1),
+        ("work", 2),
+    ]

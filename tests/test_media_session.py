@@ -61,10 +61,16 @@ def _session() -> tuple[MediaSession, list[tuple[bytes, tuple[str, int]]], list[
     return session, sent, digits, sink
 
 
+def _tick(session: MediaSession, now: float, skipped: int = 0) -> None:
+    """What the media clock does for one stream: send phase, then the rest."""
+    session.tick(now, skipped)
+    session.after_tick(now)
+
+
 def test_nothing_is_sent_before_the_peer_latches() -> None:
     session, sent, _, _ = _session()
     for i in range(10):
-        session.tick(i * 0.02)
+        _tick(session, i * 0.02)
     assert sent == []  # the SDP said 192.0.2.9: never trusted before media flows
     audio = tone([1000], 200)
     for i in range(10):
@@ -72,7 +78,7 @@ def test_nothing_is_sent_before_the_peer_latches() -> None:
         session.receive_rtp(
             rtp_header(8, i == 0, 100 + i, 160 * i, 7) + payload, PEER, 1.0 + i * 0.02
         )
-        session.tick(1.0 + i * 0.02)
+        _tick(session, 1.0 + i * 0.02)
     assert sent and {addr for _, addr in sent} == {PEER}
     first = RtpPacket.parse(sent[0][0])
     assert first.payload_type == 8 and first.marker
@@ -87,7 +93,7 @@ def test_strict_source_and_prompt_frames() -> None:
     session.receive_rtp(rtp_header(8, False, 2, 160, 7) + b"\xd5" * 160, ("127.0.0.1", 1), 0.0)
     assert session.totals.dropped == before + 1
     for i in range(10):
-        session.tick(i * 0.02)
+        _tick(session, i * 0.02)
     payloads = [RtpPacket.parse(d).payload for d, _ in sent]
     assert payloads[:5] == prompt.payloads(session.codec, 160)
     assert payloads[5] == session.silence
@@ -113,7 +119,7 @@ def test_playback_event_reaches_the_owner() -> None:
     session.player.enqueue(Prompt(tone([440], 40)), tag="hello")
     session.receive_rtp(rtp_header(8, True, 1, 0, 7) + b"\xd5" * 160, PEER, 0.0)
     for i in range(3):
-        session.tick(i * 0.02)
+        _tick(session, i * 0.02)
     assert finished == [PlaybackFinished("hello", False)]
 
 
@@ -122,7 +128,7 @@ def test_skipped_ticks_keep_rtp_time_on_real_time() -> None:
     session.receive_rtp(rtp_header(8, True, 1, 0, 7) + b"\xd5" * 160, PEER, 0.0)
     # the process stalled: the clock skipped 4 periods before the tick at 0.14
     for now, skipped in ((0.00, 0), (0.02, 0), (0.04, 0), (0.14, 4), (0.16, 0)):
-        session.tick(now, skipped)
+        _tick(session, now, skipped)
     stamps = [RtpPacket.parse(d).timestamp for d, _ in sent]
     steps = [(b - a) & 0xFFFFFFFF for a, b in itertools.pairwise(stamps)]
     assert steps == [160, 160, 800, 160]  # 4 frames not sent: the timestamp jumps
@@ -135,7 +141,7 @@ def test_late_ticks_caught_up_do_not_jump_the_timestamp() -> None:
     session.receive_rtp(rtp_header(8, True, 1, 0, 7) + b"\xd5" * 160, PEER, 0.0)
     # 30 ms late, then two catch-up ticks in quick succession: every frame is sent
     for now in (0.00, 0.02, 0.07, 0.071, 0.08, 0.10):
-        session.tick(now, 0)
+        _tick(session, now, 0)
     stamps = [RtpPacket.parse(d).timestamp for d, _ in sent]
     steps = [(b - a) & 0xFFFFFFFF for a, b in itertools.pairwise(stamps)]
     assert steps == [160] * 5

@@ -27,7 +27,11 @@ MAX_CATCH_UP_PERIODS = 3
 class Ticking(Protocol):
     """Anything driven by the media clock."""
 
-    def tick(self, now: float, skipped: int = 0) -> None: ...
+    def tick(self, now: float, skipped: int = 0) -> None:
+        """Send this period's frame (keep it short: every stream waits on it)."""
+
+    def after_tick(self, now: float) -> None:
+        """Everything else of the period, run after all members have sent."""
 
 
 class _Schedule:
@@ -57,11 +61,19 @@ class _Schedule:
             self.late_ticks += 1
             skipped = int(lateness / self.period)  # deadlines passed with no frame
             self.next_at = now
-        for member in list(self.members.values()):
+        members = list(self.members.values())
+        # Two phases: every stream sends first (a short, regular burst), then
+        # each does its slower work (play-out, capture, DTMF, RTCP).
+        for member in members:
             try:
                 member.tick(now, skipped)
             except Exception:  # one broken call must never stop the clock of the others
                 log.exception("media.clock.tick_failed", member=repr(member))
+        for member in members:
+            try:
+                member.after_tick(now)
+            except Exception:
+                log.exception("media.clock.after_tick_failed", member=repr(member))
         self.clock.ticks += 1
         self.clock.on_lateness(lateness)
         self.next_at += self.period
