@@ -1,0 +1,699 @@
+"""The flow interpreter: one :class:`FlowRun` per call, sans I/O.
+
+A run walks the nodes of a :class:`~ivr.loader.FlowSet` snapshot (taken at
+call start; a reload never changes a call in progress) and returns one
+action at a time (:mod:`ivr.actions`)::
+
+    run = FlowRun(flowset, caller="+81312345678", called="5000", call_id=cid, now=t0)
+    action = run.start()
+    while not isinstance(action, Hangup):
+        result = execute(action)            # the driver's business: play, collect...
+        action = run.resume(result, now=t)  # time comes in; never read inside
+    run.path, run.variables, run.ended     # what happened
+
+Node semantics (``next`` left out means: return from a subflow, else hang up)
+
+say / play
+    Speak or play, then ``next``. With ``barge_in`` a key stops the prompt
+    and is kept as type-ahead for the next menu, gather or language node.
+menu
+    Prompt (barge-in: a key during the prompt is the choice), wait
+    ``timeout`` s for one digit. An option digit goes to its target; the
+    ``repeat`` digit replays the prompt; anything else is a failure:
+    ``invalid`` (a wrong digit) or ``no_input`` (timeout). Failures share
+    one count: after ``retries`` extra tries the run goes to ``invalid`` /
+    ``no_input`` (each falls back to the other, then hangs up); before
+    that it plays ``invalid_prompt`` / ``no_input_prompt`` and the prompt again.
+gather
+    Like a menu with several digits: ``max_length`` digits, the
+    ``terminator`` or an inter-digit timeout end the input; fewer than
+    ``min_length`` digits or no ``pattern`` match is invalid. Stored in
+    ``variable`` (a string).
+set / switch / if
+    Jinja expressions (:mod:`ivr.expressions`) over the variables below.
+hours
+    ``now`` in ``timezone`` (zoneinfo, so DST is right); a ``holidays`` date
+    goes to ``holiday`` (else ``closed``); a ``schedule`` span of that
+    weekday (start included, end excluded) goes to ``open``; else ``closed``.
+lookup
+    ``key`` expression, optional ``url`` template (``{{ key }}``); record in
+    ``variable`` (None when not found or on error); ``found`` /
+    ``not_found`` / ``error`` (error falls back to ``not_found``).
+queue
+    ``answered`` -> ``next`` (hang up if none); ``overflow``/``no_agents``
+    -> ``overflow`` (hang up if none); ``abandoned`` ends the run.
+    The outcome is in ``queue_outcome``.
+transfer
+    Accepted: the run ends (``transfer``). Refused: ``failed``, else hang up.
+voicemail
+    Optional prompt, a beep, then the recording; ``voicemail`` holds
+    mailbox, path and seconds.
+hangup / goto / subflow / return
+    ``subflow`` runs ``flow`` (at ``node`` or its start) and continues at
+    ``next`` on ``return`` (or when the subflow falls off its end).
+language
+    One digit picks a language code; no input or a wrong digit picks
+    ``default``, else the flow's language. Texts given per language follow it.
+
+Variables seen by expressions and templates: the flow's ``variables``
+(entering another flow adds its defaults for names not set yet), what the
+run stored (gather, lookup, queue_outcome, voicemail, set), and built-ins
+(:data:`BUILTINS`, read-only but ``language``): ``caller``, ``called``,
+``call_id``, ``now`` (aware datetime), ``language``, ``flow`` (current
+flow name), ``digits`` (the last menu choice or gathered input).
+
+Guards: more than ``Limits.max_steps`` nodes in one call, more than
+``Limits.max_silent_steps`` nodes in a row without waiting on the caller
+(a goto loop), or subflows nested deeper than ``Limits.max_depth``, end the
+run with ``Hangup("error", why)``; so does an expression that fails or a
+target that does not exist. The error text names the flow and node.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from ivr.actions import (
+    RESULT_OF,
+    Action,
+    CollectDigits,
+    DigitsResult,
+    Enqueue,
+    Hangup,
+    Lookup,
+    LookupResult,
+    Play,
+    PlayFile,
+    PlayResult,
+    PromptItem,
+    QueueResult,
+    RecordVoicemail,
+    Result,
+    Tone,
+    Transfer,
+    TransferResult,
+    VoicemailResult,
+)
+from ivr.model import (
+    Flow,
+    GatherNode,
+    GotoNode,
+    HangupNode,
+    HoursNode,
+    IfNode,
+    LanguageNode,
+    LookupNode,
+    MenuNode,
+    PlayNode,
+    QueueNode,
+    ReturnNode,
+    SayNode,
+    SetNode,
+    SubflowNode,
+    SwitchNode,
+    TransferNode,
+    VoicemailNode,
+    split_target,
+)
+from ivr.prompts import is_template, resolve_prompt, say_item
+
+__all__ = [
+    "BUILTINS",
+    "CompiledExpressions",
+    "FlowRun",
+    "FlowRuntimeError",
+    "FlowSetLike",
+    "Limits",
+    "Visit",
+]
+
+BUILTINS = frozenset({"caller", "called", "call_id", "now", "language", "flow", "digits"})
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class FlowRuntimeError(Exception):
+    """A flow could not go on: a failing expression, a missing target, a loop.
+
+    The message names the flow and node and what to fix.
+    """
+
+
+class FlowSetLike(Protocol):
+    """What the runtime needs of a loaded flow set (:class:`ivr.loader.FlowSet`)."""
+
+    @property
+    def flows(self) -> Mapping[str, Flow]: ...
+
+    def flow_for(self, number: str) -> Flow: ...
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Runaway guards of one run."""
+
+    max_steps: int = 1000
+    """Nodes visited in one call."""
+    max_silent_steps: int = 100
+    """Nodes visited in a row without an action for the caller (play, collect...)."""
+    max_depth: int = 16
+    """Nested subflows."""
+
+
+@dataclass(frozen=True)
+class Visit:
+    """One node entered: where and when (the ``now`` of that step)."""
+
+    flow: str
+    node: str
+    type: str
+    at: datetime
+
+    def label(self, entry: str) -> str:
+        """``node`` for nodes of the ``entry`` flow, ``flow:node`` otherwise."""
+        return self.node if self.flow == entry else f"{self.flow}:{self.node}"
+
+
+Compiled = Callable[[Mapping[str, Any]], Any]
+
+
+class CompiledExpressions:
+    """Conditions, values and templates compiled once per source text.
+
+    Share one instance between the runs of a flow set (the engine keeps one
+    per flow-set digest). The compile functions default to
+    :mod:`ivr.expressions` (sandboxed Jinja).
+    """
+
+    def __init__(
+        self,
+        *,
+        condition: Callable[[str], Compiled] | None = None,
+        value: Callable[[str], Compiled] | None = None,
+        template: Callable[[str], Compiled] | None = None,
+    ) -> None:
+        if condition is None or value is None or template is None:
+            from ivr import expressions
+
+            condition = condition or expressions.compile_condition
+            value = value or expressions.compile_value
+            template = template or expressions.compile_template
+        self._compilers = {"condition": condition, "value": value, "template": template}
+        self._cache: dict[tuple[str, str], Compiled] = {}
+
+    def get(self, kind: str, src: str) -> Compiled:
+        """The compiled ``kind`` (condition, value, template) of ``src``."""
+        key = (kind, src)
+        fn = self._cache.get(key)
+        if fn is None:
+            fn = self._compilers[kind](src)
+            self._cache[key] = fn
+        return fn
+
+
+_Next = str | Hangup | None
+"""What a node handler returns: a target, the end of the run, or None (fell off)."""
+_RETURN = Hangup("return")  # sentinel: a return node (compared by identity)
+
+Step = Generator[Action, Result, Any]
+
+
+@dataclass
+class _Frame:
+    flow: Flow
+    next: str
+
+
+@dataclass
+class _State:
+    flow: Flow
+    node: str
+    stack: list[_Frame] = field(default_factory=list)
+
+
+class FlowRun:
+    """One call walking a flow (see the module docstring).
+
+    ``flow`` names the entry flow; without it the flow set's route for
+    ``called`` is used. ``node`` starts elsewhere than the flow's start.
+    ``language`` overrides the entry flow's default language. Raises
+    :class:`FlowRuntimeError` when there is no such flow / no route.
+    """
+
+    def __init__(
+        self,
+        flowset: FlowSetLike,
+        *,
+        caller: str,
+        called: str,
+        call_id: str,
+        now: datetime,
+        flow: str | None = None,
+        node: str | None = None,
+        language: str | None = None,
+        limits: Limits | None = None,
+        expressions: CompiledExpressions | None = None,
+    ) -> None:
+        if now.tzinfo is None:
+            raise ValueError("FlowRun: now must be timezone-aware")
+        self.flowset = flowset
+        if flow is not None:
+            entry = flowset.flows.get(flow)
+            if entry is None:
+                known = ", ".join(sorted(flowset.flows)) or "none"
+                raise FlowRuntimeError(f"no flow named {flow!r} (flows: {known})")
+        else:
+            try:
+                entry = flowset.flow_for(called)
+            except Exception as exc:  # the loader's own error type says why
+                raise FlowRuntimeError(f"no flow for number {called!r}: {exc}") from exc
+            if entry is None:
+                raise FlowRuntimeError(f"no flow for number {called!r}")
+        self.entry = entry.flow
+        self.caller = caller
+        self.called = called
+        self.call_id = call_id
+        self.now = now
+        self.language = language or entry.language
+        self.limits = limits or Limits()
+        self.exprs = expressions or CompiledExpressions()
+        self.variables: dict[str, Any] = {}
+        self.path: list[Visit] = []
+        self.digits: str | None = None
+        self.ended: Hangup | None = None
+        self.error: str | None = None
+        self._state = _State(entry, node or entry.start)
+        self._typeahead: list[str] = []
+        self._silent = 0
+        self._patterns: dict[str, re.Pattern[str]] = {}
+        self._pending: Action | None = None
+        self._gen: Step = self._main()
+        self._started = False
+        self._enter_flow(entry)
+
+    # ------------------------------------------------------------ stepping
+    @property
+    def finished(self) -> bool:
+        """Whether the run returned its terminal :class:`Hangup`."""
+        return self.ended is not None
+
+    @property
+    def flow(self) -> str:
+        """The flow the run is in."""
+        return self._state.flow.flow
+
+    @property
+    def pending(self) -> Action | None:
+        """The action waiting for its result."""
+        return self._pending
+
+    def start(self, now: datetime | None = None) -> Action:
+        """Run up to the first action (``now`` defaults to the constructor's)."""
+        if self._started:
+            raise RuntimeError("FlowRun.start() called twice")
+        self._started = True
+        if now is not None:
+            self.now = now
+        return self._step(None)
+
+    def resume(self, result: Result, now: datetime) -> Action:
+        """Hand in the result of the pending action; the next action comes back."""
+        if not self._started or self._pending is None:
+            raise RuntimeError("FlowRun.resume() without a pending action")
+        expected = RESULT_OF[type(self._pending)]
+        if not isinstance(result, expected):
+            raise TypeError(
+                f"{type(self._pending).__name__} is resumed with a {expected.__name__},"
+                f" not {type(result).__name__}"
+            )
+        self.now = now
+        return self._step(result)
+
+    def caller_hung_up(self, now: datetime) -> Hangup:
+        """The caller left while an action was under way: end the run."""
+        self.now = now
+        if self.ended is None:
+            pending = self._pending
+            if isinstance(pending, Enqueue):
+                self.ended = Hangup("abandoned", pending.queue)
+            else:
+                self.ended = Hangup("caller_hangup", self._where())
+            self._pending = None
+            self._gen.close()
+        return self.ended
+
+    def _step(self, result: Result | None) -> Action:
+        if self.ended is not None:
+            return self.ended
+        try:
+            action = self._gen.send(result)  # type: ignore[arg-type]
+        except StopIteration as stop:
+            action = stop.value
+        except FlowRuntimeError as exc:
+            self.error = str(exc)
+            action = Hangup("error", str(exc))
+        if isinstance(action, Hangup):
+            self.ended = action
+            self._pending = None
+        else:
+            self._pending = action
+        return action
+
+    # ------------------------------------------------------------ helpers
+    def scope(self) -> dict[str, Any]:
+        """The variables expressions see (built-ins win over stored names)."""
+        scope = dict(self.variables)
+        scope.update(
+            caller=self.caller,
+            called=self.called,
+            call_id=self.call_id,
+            now=self.now,
+            language=self.language,
+            flow=self._state.flow.flow,
+            digits=self.digits,
+        )
+        return scope
+
+    def labels(self) -> list[str]:
+        """The path as node ids (``flow:node`` outside the entry flow)."""
+        return [v.label(self.entry) for v in self.path]
+
+    def _where(self) -> str:
+        return f"{self._state.flow.flow}:{self._state.node}"
+
+    def _fail(self, what: str) -> FlowRuntimeError:
+        state = self._state
+        return FlowRuntimeError(f"flow {state.flow.flow!r}, node {state.node!r}: {what}")
+
+    def _eval(self, kind: str, src: str, extra: Mapping[str, Any] | None = None) -> Any:
+        scope = self.scope()
+        if extra:
+            scope.update(extra)
+        try:
+            return self.exprs.get(kind, src)(scope)
+        except FlowRuntimeError:
+            raise
+        except Exception as exc:  # admin-written code: report it, never crash the engine
+            raise self._fail(f"{kind} {src!r} failed: {exc}") from exc
+
+    def _render(self, text: str) -> str:
+        return str(self._eval("template", text))
+
+    def _text(self, text: str) -> str:
+        return self._render(text).strip() if is_template(text) else text
+
+    def _assign(self, name: str, value: Any) -> None:
+        if name == "language":
+            if not isinstance(value, str) or not value:
+                raise self._fail(f"language must be a language code, got {value!r}")
+            self.language = value
+        elif name in BUILTINS:
+            raise self._fail(f"{name!r} is a built-in variable and cannot be set")
+        else:
+            self.variables[name] = value
+
+    def _enter_flow(self, flow: Flow) -> None:
+        for name, value in flow.variables.items():
+            if name not in self.variables and name not in BUILTINS:
+                self.variables[name] = value
+
+    def _prompt(self, spec: Any, voice: str | None = None) -> tuple[PromptItem, ...]:
+        return resolve_prompt(
+            spec, language=self.language, flow=self._state.flow, voice=voice, render=self._render
+        )
+
+    def _ask(self, action: Action) -> Step:
+        self._silent = 0
+        result = yield action
+        return result
+
+    def _play_parts(self, parts: tuple[PromptItem, ...], barge_in: bool) -> Step:
+        """Play; returns the barge-in digit (None without barge-in or key)."""
+        if not parts:
+            return None
+        result: PlayResult = yield from self._ask(Play(parts, barge_in))
+        return result.digit if barge_in else None
+
+    def _one_digit(self, parts: tuple[PromptItem, ...], barge_in: bool, timeout: float) -> Step:
+        """A prompt and one digit (type-ahead first, then barge-in, then waiting)."""
+        if self._typeahead:
+            return self._typeahead.pop(0)
+        digit = yield from self._play_parts(parts, barge_in)
+        if digit is None:
+            got: DigitsResult = yield from self._ask(CollectDigits(1, timeout, timeout, None))
+            digit = got.digits[:1] or None
+        return digit
+
+    # --------------------------------------------------------------- main
+    def _main(self) -> Step:
+        state = self._state
+        while True:
+            flow = state.flow
+            node = flow.nodes.get(state.node)
+            if node is None:
+                raise FlowRuntimeError(
+                    f"flow {flow.flow!r} has no node {state.node!r}: fix the target that leads"
+                    f" here (after {self.labels()[-1:] or ['the start']})"
+                )
+            if len(self.path) >= self.limits.max_steps:
+                raise self._fail(
+                    f"{self.limits.max_steps} nodes visited in one call; stopping "
+                    f"(last: {' -> '.join(self.labels()[-6:])}). Is there a loop?"
+                )
+            if self._silent >= self.limits.max_silent_steps:
+                raise self._fail(
+                    f"{self.limits.max_silent_steps} nodes in a row without waiting on the caller;"
+                    f" stopping (last: {' -> '.join(self.labels()[-6:])}). A goto/if loop?"
+                )
+            self._silent += 1
+            self.path.append(Visit(flow.flow, state.node, node.type, self.now))
+            handler = getattr(self, f"_node_{node.type}")
+            nxt: _Next = yield from handler(node)
+            if nxt is _RETURN or nxt is None:
+                if not state.stack:
+                    return Hangup("hangup")
+                frame = state.stack.pop()
+                state.flow = frame.flow
+                nxt = frame.next
+            if isinstance(nxt, Hangup):
+                return nxt
+            self._go(nxt)
+
+    def _go(self, target: str) -> None:
+        state = self._state
+        flow_name, node_id = split_target(target)
+        if flow_name is not None and flow_name != state.flow.flow:
+            flow = self.flowset.flows.get(flow_name)
+            if flow is None:
+                raise self._fail(f"target {target!r}: there is no flow {flow_name!r}")
+            state.flow = flow
+            self._enter_flow(flow)
+        state.node = node_id or state.flow.start
+
+    # ------------------------------------------------------------- nodes
+    def _node_say(self, node: SayNode) -> Step:
+        item = say_item(
+            node.text,
+            language=self.language,
+            flow=self._state.flow,
+            voice=node.voice,
+            render=self._render,
+        )
+        digit = yield from self._play_parts((item,) if item.text else (), node.barge_in)
+        if digit is not None:
+            self._typeahead.append(digit)
+        return node.next
+
+    def _node_play(self, node: PlayNode) -> Step:
+        files = [node.audio] if isinstance(node.audio, str) else list(node.audio)
+        parts = tuple(PlayFile(self._text(f)) for f in files)
+        digit = yield from self._play_parts(parts, node.barge_in)
+        if digit is not None:
+            self._typeahead.append(digit)
+        return node.next
+
+    def _node_menu(self, node: MenuNode) -> Step:
+        tries = 0
+        lead: Any = None
+        while True:
+            parts = self._prompt(lead) + self._prompt(node.prompt)
+            digit = yield from self._one_digit(parts, node.barge_in, node.timeout)
+            lead = None
+            if digit is not None and digit in node.options:
+                self.digits = digit
+                return node.options[digit]
+            if digit is not None and digit == node.repeat:
+                continue
+            failure = "no_input" if digit is None else "invalid"
+            tries += 1
+            if tries > node.retries:
+                return self._exhausted(node.no_input, node.invalid, failure)
+            lead = node.no_input_prompt if failure == "no_input" else node.invalid_prompt
+
+    def _exhausted(self, no_input: str | None, invalid: str | None, failure: str) -> _Next:
+        first, second = (no_input, invalid) if failure == "no_input" else (invalid, no_input)
+        target = first or second
+        if target is None:
+            return Hangup("hangup", f"{self._where()}: {failure}, tries exhausted")
+        return target
+
+    def _node_gather(self, node: GatherNode) -> Step:
+        tries = 0
+        lead: Any = None
+        term = node.terminator
+        while True:
+            typed = "".join(self._typeahead)
+            self._typeahead.clear()
+            if not typed:
+                parts = self._prompt(lead) + self._prompt(node.prompt)
+                typed = (yield from self._play_parts(parts, node.barge_in)) or ""
+            lead = None
+            done = False
+            if term is not None and term in typed:
+                typed, done = typed[: typed.index(term)], True
+            if len(typed) >= node.max_length:
+                typed, done = typed[: node.max_length], True
+            if not done:
+                first = node.inter_digit_timeout if typed else node.timeout
+                want = CollectDigits(
+                    node.max_length - len(typed), first, node.inter_digit_timeout, term
+                )
+                got: DigitsResult = yield from self._ask(want)
+                typed += got.digits
+            failure = None
+            if not typed:
+                failure = "no_input"
+            elif len(typed) < node.min_length or not self._matches(node.pattern, typed):
+                failure = "invalid"
+            else:
+                self.digits = typed
+                self._assign(node.variable, typed)
+                return node.next
+            tries += 1
+            if tries > node.retries:
+                return self._exhausted(node.no_input, node.invalid, failure)
+            lead = node.no_input_prompt if failure == "no_input" else node.invalid_prompt
+
+    def _matches(self, pattern: str | None, typed: str) -> bool:
+        if pattern is None:
+            return True
+        compiled = self._patterns.get(pattern)
+        if compiled is None:
+            compiled = self._patterns[pattern] = re.compile(pattern)
+        return compiled.fullmatch(typed) is not None
+
+    def _node_set(self, node: SetNode) -> Step:
+        for name, value in node.values.items():
+            self._assign(name, self._eval("value", value) if isinstance(value, str) else value)
+        return node.next
+        yield  # a generator like every handler
+
+    def _node_switch(self, node: SwitchNode) -> Step:
+        for case in node.cases:
+            if self._eval("condition", case.when):
+                return case.goto
+        return node.default
+        yield
+
+    def _node_if(self, node: IfNode) -> Step:
+        return node.then if self._eval("condition", node.condition) else node.else_
+        yield
+
+    def _node_hours(self, node: HoursNode) -> Step:
+        try:
+            zone = ZoneInfo(node.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise self._fail(f"unknown time zone {node.timezone!r} (use e.g. Asia/Tokyo)") from None
+        local = self.now.astimezone(zone)
+        if local.date().isoformat() in node.holidays:
+            return node.holiday or node.closed
+        second = local.hour * 3600 + local.minute * 60 + local.second
+        for span in node.schedule.get(DAYS[local.weekday()], []):  # type: ignore[call-overload]
+            start, end = (int(t[:2]) * 3600 + int(t[3:5]) * 60 for t in span.split("-"))
+            if start <= second < end:
+                return node.open
+        return node.closed
+        yield
+
+    def _node_lookup(self, node: LookupNode) -> Step:
+        key = self._eval("value", node.key)
+        key = "" if key is None else str(key)
+        url = node.url
+        if url is not None and is_template(url):
+            url = str(self._eval("template", url, {"key": key})).strip()
+        got: LookupResult = yield from self._ask(Lookup(node.source, key, url, node.timeout))
+        if got.error is not None:
+            self._assign(node.variable, None)
+            self.variables["lookup_error"] = got.error
+            return node.error or node.not_found
+        self.variables["lookup_error"] = None
+        if got.record is None:
+            self._assign(node.variable, None)
+            return node.not_found
+        self._assign(node.variable, dict(got.record))
+        return node.found
+
+    def _node_queue(self, node: QueueNode) -> Step:
+        want = Enqueue(node.queue, dict(node.skills), node.priority, node.max_wait)
+        got: QueueResult = yield from self._ask(want)
+        self.variables["queue_outcome"] = got.outcome
+        if got.outcome == "answered":
+            return node.next or Hangup("queue", node.queue)
+        if got.outcome == "abandoned":
+            return Hangup("abandoned", node.queue)
+        return node.overflow or Hangup(got.outcome, node.queue)
+
+    def _node_transfer(self, node: TransferNode) -> Step:
+        to = self._text(node.to)
+        got: TransferResult = yield from self._ask(Transfer(to))
+        if got.ok:
+            return Hangup("transfer", to)
+        return node.failed or Hangup("hangup", f"transfer to {to} failed")
+
+    def _node_voicemail(self, node: VoicemailNode) -> Step:
+        parts = (*self._prompt(node.prompt), Tone("beep"))
+        yield from self._play_parts(parts, False)
+        mailbox = self._text(node.mailbox)
+        want = RecordVoicemail(mailbox, node.max_length, node.finish_digit)
+        got: VoicemailResult = yield from self._ask(want)
+        self.variables["voicemail"] = {
+            "mailbox": mailbox,
+            "path": got.path,
+            "seconds": got.seconds,
+        }
+        return node.next or Hangup("voicemail", mailbox)
+
+    def _node_hangup(self, node: HangupNode) -> Step:
+        yield from self._play_parts(self._prompt(node.prompt), False)
+        return Hangup("hangup")
+
+    def _node_goto(self, node: GotoNode) -> Step:
+        return node.target
+        yield
+
+    def _node_subflow(self, node: SubflowNode) -> Step:
+        state = self._state
+        if len(state.stack) >= self.limits.max_depth:
+            raise self._fail(f"subflows nested more than {self.limits.max_depth} deep")
+        if node.flow not in self.flowset.flows:
+            raise self._fail(f"subflow {node.flow!r} does not exist")
+        state.stack.append(_Frame(state.flow, node.next))
+        return f"{node.flow}:{node.node or ''}"
+        yield
+
+    def _node_return(self, node: ReturnNode) -> Step:
+        return _RETURN
+        yield
+
+    def _node_language(self, node: LanguageNode) -> Step:
+        digit = yield from self._one_digit(self._prompt(node.prompt), True, node.timeout)
+        if digit is not None and digit in node.options:
+            self.language = node.options[digit]
+        else:
+            self.language = node.default or self._state.flow.language
+        self.digits = digit
+        return node.next
