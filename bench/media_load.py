@@ -193,6 +193,10 @@ def parse_metric(text: str, name: str) -> float | None:
     return total
 
 
+#: Command prefix for the answering process (``--nice``); empty: normal priority.
+NICE: list[str] = []
+
+
 class Target:
     """An answering side: started, asked for figures, stopped."""
 
@@ -213,6 +217,10 @@ class Target:
 
     def own_active_calls(self) -> float | None:
         """The answering side's own idea of its current calls (None if unknown)."""
+        return None
+
+    def tick_counts(self) -> tuple[float, float] | None:
+        """(media clock ticks so far, of which later than 5 ms), if the side reports them."""
         return None
 
     def alive(self) -> bool:
@@ -257,7 +265,7 @@ class EngineTarget(Target):
                 "engine target: the `ivr` package is not importable yet "
                 f"(looked from {ROOT}); run with --target pyvoip for the baseline only"
             )
-        argv = [sys.executable, "-m", "ivr", "serve", "--sip", f"127.0.0.1:{self.sip_port}"]
+        argv = [*NICE, sys.executable, "-m", "ivr", "serve", "--sip", f"127.0.0.1:{self.sip_port}"]
         argv += ["--http", f"127.0.0.1:{self.http_port}", "--data", str(self.work / "data")]
         argv += ["--flows", "flows/"]
         helptext = subprocess.run(
@@ -302,6 +310,17 @@ class EngineTarget(Target):
         text = self._metrics()
         return None if text is None else parse_metric(text, "callcore_calls_active")
 
+    def tick_counts(self) -> tuple[float, float] | None:
+        text = self._metrics()
+        if text is None:
+            return None
+        name = "callcore_media_tick_lateness_seconds"
+        total = parse_metric(text, f"{name}_count")
+        m = re.search(rf'^{name}_bucket{{le="0.005"}}\s+(\S+)', text, re.M)
+        if total is None or m is None:
+            return None
+        return total, total - float(m.group(1))
+
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
@@ -338,7 +357,8 @@ class PyVoipTarget(Target):
         self.kam.start()
         n = max(100, 4 * level)
         low = free_rtp_range(n)
-        argv = [sys.executable, "-m", "tests.peers.pyvoip_answer", "--registrar", self.kam.uri]
+        argv = [*NICE, sys.executable, "-m", "tests.peers.pyvoip_answer"]
+        argv += ["--registrar", self.kam.uri]
         argv += ["--user", self.service, "--sip-port", str(free_port("udp"))]
         argv += ["--rtp-low", str(low), "--rtp-high", str(low + n - 1)]
         argv += ["--stats", str(self.stats_path), "--max-seconds", "900"]
@@ -418,6 +438,7 @@ class LevelResult:
     jitter_max_ms: float | None = None
     ipdv_p99_ms: float | None = None
     drift_ms_per_s: float | None = None
+    late_ticks_pct: float | None = None
     cpu_mean: float | None = None
     cpu_peak: float | None = None
     sipp_cpu: float | None = None
@@ -506,6 +527,7 @@ def run_level(target: Target, level: int, calls: int, ramp: float, work: Path) -
         snaplen=96,
     )
     digits0 = target.digits() or 0.0
+    ticks0 = target.tick_counts()
     cap.start()
     cpu = CpuSampler(target.pid)
     cpu.start()
@@ -534,6 +556,9 @@ def run_level(target: Target, level: int, calls: int, ramp: float, work: Path) -
     res.extra = target.end_level()
     res.answerer_died = res.answerer_died or bool(res.extra.get("pyvoip_died"))
     res.digits = None if digits1 is None else digits1 - digits0
+    ticks1 = target.tick_counts()
+    if ticks0 is not None and ticks1 is not None and ticks1[0] > ticks0[0]:
+        res.late_ticks_pct = 100.0 * (ticks1[1] - ticks0[1]) / (ticks1[0] - ticks0[0])
     s = result.stats
     res.successful, res.failed, res.created = s.successful, s.failed, s.created
     res.peak_sipp = s.peak_current_calls
@@ -574,7 +599,7 @@ def _f(x: float | None, fmt: str = "{:.1f}") -> str:
 HEADER = (
     f"{'level':>5} {'calls':>5} {'ok':>5} {'fail':>4} {'peak':>5} {'own':>5} {'digits':>6} "
     f"{'jit50':>7} {'jit99':>7} {'ipdv99':>7} {'drift':>6} {'lost':>5} {'cpu%':>6} "
-    f"{'cpu%max':>7} {'sipp%':>5} {'host%':>5} {'wdog':>4} {'load':>5}  note"
+    f"{'cpu%max':>7} {'tick>5':>6} {'sipp%':>5} {'host%':>5} {'wdog':>4} {'load':>5}  note"
 )
 
 
@@ -585,7 +610,8 @@ def format_row(r: LevelResult) -> str:
         f"{_f(r.peak_answerer, '{:.0f}'):>5} {_f(r.digits, '{:.0f}'):>6} "
         f"{_f(r.jitter_p50_ms, '{:.2f}'):>7} {_f(r.jitter_p99_ms, '{:.2f}'):>7} "
         f"{_f(r.ipdv_p99_ms, '{:.2f}'):>7} {_f(r.drift_ms_per_s, '{:.1f}'):>6} "
-        f"{r.rtp_lost:>5} {_f(r.cpu_mean):>6} {_f(r.cpu_peak):>7} {_f(r.sipp_cpu, '{:.0f}'):>5} "
+        f"{r.rtp_lost:>5} {_f(r.cpu_mean):>6} {_f(r.cpu_peak):>7} "
+        f"{_f(r.late_ticks_pct, '{:.2f}'):>6} {_f(r.sipp_cpu, '{:.0f}'):>5} "
         f"{_f(r.host_busy, '{:.0f}'):>5} {r.watchdog_major:>4} "
         f"{r.load_before:>5.2f}  {r.note}"
     )
@@ -605,6 +631,7 @@ def print_table(title: str, rows: list[LevelResult]) -> None:
         " ipdv99 = consecutive-packet delay variation p99 (ms);\n"
         "  drift = ms of lateness gained per second; lost = RTP packets missing;"
         " cpu% = answering process tree (100 = one core);\n"
+        "  tick>5 = % of the engine's media clock ticks that fired more than 5 ms late;\n"
         "  sipp% = SIPp's CPU (100 = one core); host% = whole machine busy (100 = all cores);"
         " wdog = SIPp WatchdogMajor (> 0: level void);\n"
         "  load = 1-min load average before the level."
@@ -675,7 +702,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ramp", type=float, default=4.0, help="seconds to reach a level")
     ap.add_argument("--json", type=Path, default=None, help="write all figures here")
     ap.add_argument("--keep", type=Path, default=None, help="keep run files in this folder")
+    ap.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        help="run the answering process (engine or pyVoIP alike) at this nice value, as a"
+        " PBX host runs its media process at raised priority (Asterisk -p); negative needs root",
+    )
     args = ap.parse_args(argv)
+    if args.nice:
+        NICE[:] = ["nice", "-n", str(args.nice)]
     for tool in ("sipp", "dumpcap", "tshark", "kamailio"):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} not found (scripts/bootstrap.sh installs the peers)")

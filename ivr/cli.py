@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from pathlib import Path
 
@@ -61,7 +60,7 @@ def serve(
     ring: float | None,
 ) -> None:
     """Start the engine in one asyncio process; Ctrl-C / SIGTERM hang up every call and exit."""
-    from engine.app import run_forever
+    from engine.app import run_engine
 
     try:
         cfg = EngineConfig.from_env()
@@ -86,7 +85,7 @@ def serve(
         changes.update(rtp_low=low, rtp_high=high)
     cfg = dataclasses.replace(cfg, **changes)  # type: ignore[arg-type]
     try:
-        asyncio.run(run_forever(cfg))
+        run_engine(cfg)
     except OSError as exc:
         raise click.ClickException(
             f"cannot start: {exc}. Stop what uses that address or pick another "

@@ -69,6 +69,10 @@ class _Schedule:
                 member.tick(now, skipped)
             except Exception:  # one broken call must never stop the clock of the others
                 log.exception("media.clock.tick_failed", member=repr(member))
+        try:
+            self.clock.after_send()
+        except Exception:
+            log.exception("media.clock.after_send_failed")
         for member in members:
             try:
                 member.after_tick(now)
@@ -86,13 +90,15 @@ class MediaClock:
     ``register(obj, ptime_ms)`` returns a key for ``unregister``. Streams of the
     same ptime share one schedule; a schedule runs only while it has members.
     ``on_lateness`` (optional) receives each tick's lateness in seconds, for the
-    ``callcore_media_tick_lateness_seconds`` histogram.
+    ``callcore_media_tick_lateness_seconds`` histogram; ``after_send``
+    (optional) runs once per period after every stream has sent.
     """
 
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
         on_lateness: Callable[[float], None] | None = None,
+        after_send: Callable[[], None] | None = None,
     ) -> None:
         self.loop = loop
         self._schedules: dict[int, _Schedule] = {}
@@ -100,6 +106,9 @@ class MediaClock:
         self._keys: dict[int, int] = {}
         self.ticks = 0
         self.on_lateness: Callable[[float], None] = on_lateness or (lambda _late: None)
+        #: Called once per period right after every stream has sent its frame,
+        #: before their slower work: the engine collects garbage there.
+        self.after_send: Callable[[], None] = after_send or (lambda: None)
 
     def register(self, member: Ticking, ptime_ms: int) -> int:
         """Start calling ``member.tick(now, skipped)`` every ``ptime_ms``; returns its key."""
