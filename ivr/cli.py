@@ -1,4 +1,4 @@
-"""The ``ivr`` command line: serve the engine (flow tools join in later issues)."""
+"""The ``ivr`` command line: serve the engine, validate flows, write the flow JSON Schema."""
 
 from __future__ import annotations
 
@@ -91,6 +91,72 @@ def serve(
             f"cannot start: {exc}. Stop what uses that address or pick another "
             "with --sip / --http / --rtp-ports."
         ) from None
+
+
+@cli.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--strict", is_flag=True, help="Warnings fail too (exit 1)")
+@click.option(
+    "--sounds",
+    "sounds",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Where sound:NAME is looked up after FOLDER/prompts (repeatable; default: the "
+    "engine's sounds_dirs, CALLCORE_SOUNDS_DIRS)",
+)
+def validate(path: Path, strict: bool, sounds: tuple[Path, ...]) -> None:
+    """Check a flows folder (or one file in it): errors, then warnings, one per line.
+
+    Exit status 1 when there are errors (or warnings, with --strict), else 0.
+    """
+    from ivr.diagnostics import errors, warnings
+    from ivr.loader import check_file, check_flowset
+    from media.prompts.sounds import SoundLibrary
+
+    folder = path if path.is_dir() else path.parent
+    try:
+        roots = list(sounds) or list(EngineConfig.from_env().sounds_dirs)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    library = SoundLibrary([folder / "prompts", *roots])
+    if path.is_dir():
+        flowset, diags = check_flowset(path, sounds=library)
+    else:
+        flowset, diags = check_file(path, sounds=library)
+    errs, warns = errors(diags), warnings(diags)
+    for d in errs:
+        click.echo(str(d))
+    for d in warns:
+        click.echo(str(d))
+    nflows = f"{len(flowset.flows)} flows, " if flowset is not None else ""
+    summary = (
+        f"{path}: {nflows}{len(errs)} error{'s' if len(errs) != 1 else ''}, "
+        f"{len(warns)} warning{'s' if len(warns) != 1 else ''}"
+    )
+    click.echo(summary)
+    if errs or (strict and warns):
+        raise SystemExit(1)
+
+
+@cli.command()
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="File to write (default: standard output)",
+)
+@click.option("--routes", is_flag=True, help="The schema of routes.yaml instead of a flow file")
+def schema(output: Path | None, routes: bool) -> None:
+    """Print or write the JSON Schema of flow files (flows/schema.json)."""
+    from ivr.schema import schema_text
+
+    text = schema_text("routes" if routes else "flow")
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}", err=True)
 
 
 def main() -> None:
