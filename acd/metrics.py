@@ -1,0 +1,553 @@
+"""ACD metrics: real-time queue/agent figures and 15-minute historical intervals.
+
+:class:`AcdMetrics` is a pure aggregator. It is fed the ACD's events in time
+order (one method per event, each taking the event time ``at``; :meth:`feed`
+maps the router's records onto them) and never reads a clock. It keeps
+
+* per queue and interval: :class:`QueueCounters` (offered, answered, abandoned,
+  short abandons, overflows, transfers, callbacks, waits, talk/hold/wrap-up,
+  EWT error), from which SL, SL2, ASA, AHT, abandon rate and EWT error derive;
+* per agent and interval: :class:`AgentCounters` (offers, answers, misses,
+  handled calls, talk/hold/wrap-up, transfers, seconds in each state), from
+  which AHT and occupancy derive;
+* the live state: callers waiting per queue (and since when), calls in
+  service, each agent's state and since when. :meth:`snapshot` reads it.
+
+Attribution (stated once, used everywhere): a call's queue figures (offered,
+answered, abandoned, waits, SL, its talk/hold/wrap-up and EWT error) belong to
+the interval in which it entered that queue, as workforce planning counts
+arrivals; an overflowed call counts as offered in both queues and as
+``overflowed`` in the first. Agent figures belong to the interval in which
+they happened; state time is split at interval boundaries.
+
+Service level follows Asterisk app_queue exactly (asterisk/asterisk
+``apps/app_queue.c``, ``__queues_show``: ``sl = callscompletedinsl /
+callscompleted``, ``sl2 = (callsabandonedinsl + callscompletedinsl) /
+(callsabandoned + callscompleted)``; the same definitions are written in
+``configs/samples/queues.conf.sample`` under ``servicelevel``):
+
+* ``sl``  = answered within threshold / answered  (Asterisk "SL",
+  AMI ``ServicelevelPerf``);
+* ``sl2`` = (answered within + abandoned within) / (answered + abandoned)
+  (Asterisk "SL2", AMI ``ServicelevelPerf2``);
+* ``sl_offered`` = answered within / (answered + abandoned): the stricter
+  reading where every abandon counts against the target (what Erlang A's
+  ``answered_within`` predicts).
+
+"Within" means a wait ``<= threshold`` seconds, as app_queue compares
+``(now - qe->start) <= servicelevel``. A short abandon is a caller who hung up
+after waiting less than ``short_abandon`` seconds (default 5); short abandons
+are counted in ``abandoned`` too, and ``abandon_rate_excluding_short`` leaves
+them out of both sides.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
+
+__all__ = [
+    "AGENT_STATES",
+    "AcdMetrics",
+    "AgentCounters",
+    "AgentSnapshot",
+    "MetricsConfig",
+    "QueueCounters",
+    "QueueSnapshot",
+    "Snapshot",
+]
+
+AGENT_STATES = ("available", "reserved", "on_call", "wrap_up", "paused", "offline")
+"""Agent states the time accounting knows. ``reserved`` is an offer ringing the
+agent; ``on_call`` covers talk and hold. Other names the router uses are
+folded onto these by :data:`STATE_ALIASES` (unknown ones count as ``paused``)."""
+
+STATE_ALIASES: Mapping[str, str] = {
+    "available": "available",
+    "idle": "available",
+    "ready": "available",
+    "waiting": "available",
+    "reserved": "reserved",
+    "ringing": "reserved",
+    "offered": "reserved",
+    "on_call": "on_call",
+    "busy": "on_call",
+    "talking": "on_call",
+    "in_call": "on_call",
+    "hold": "on_call",
+    "on_hold": "on_call",
+    "wrap_up": "wrap_up",
+    "wrapup": "wrap_up",
+    "acw": "wrap_up",
+    "paused": "paused",
+    "not_ready": "paused",
+    "break": "paused",
+    "away": "paused",
+    "offline": "offline",
+    "logged_out": "offline",
+    "logged_off": "offline",
+}
+
+_BUSY = ("reserved", "on_call", "wrap_up")
+
+
+def _ratio(num: float, den: float) -> float:
+    return num / den if den else math.nan
+
+
+@dataclass(slots=True)
+class QueueCounters:
+    """Counters of one queue over one interval (or any sum of intervals)."""
+
+    offered: int = 0
+    answered: int = 0
+    answered_in_sl: int = 0
+    abandoned: int = 0
+    abandoned_in_sl: int = 0
+    short_abandons: int = 0
+    overflowed: int = 0
+    handled: int = 0
+    transfers: int = 0
+    callbacks_requested: int = 0
+    callbacks_answered: int = 0
+    wait_answered: float = 0.0
+    wait_abandoned: float = 0.0
+    max_wait: float = 0.0
+    talk: float = 0.0
+    hold: float = 0.0
+    wrap_up: float = 0.0
+    ewt_samples: int = 0
+    ewt_abs_error: float = 0.0
+    ewt_error: float = 0.0
+
+    # -- derived figures (NaN when the denominator is 0) ------------------
+    @property
+    def sl(self) -> float:
+        """Asterisk SL: answered within the threshold / answered."""
+        return _ratio(self.answered_in_sl, self.answered)
+
+    @property
+    def sl2(self) -> float:
+        """Asterisk SL2: (answered within + abandoned within) / (answered + abandoned)."""
+        return _ratio(self.answered_in_sl + self.abandoned_in_sl, self.answered + self.abandoned)
+
+    @property
+    def sl_offered(self) -> float:
+        """Answered within the threshold / (answered + abandoned)."""
+        return _ratio(self.answered_in_sl, self.answered + self.abandoned)
+
+    @property
+    def asa(self) -> float:
+        """Average speed of answer (s): mean wait of the answered calls."""
+        return _ratio(self.wait_answered, self.answered)
+
+    @property
+    def average_abandon_time(self) -> float:
+        """Mean wait (s) of the callers who abandoned."""
+        return _ratio(self.wait_abandoned, self.abandoned)
+
+    @property
+    def aht(self) -> float:
+        """Average handle time (s): (talk + hold + wrap-up) / handled calls."""
+        return _ratio(self.talk + self.hold + self.wrap_up, self.handled)
+
+    @property
+    def abandon_rate(self) -> float:
+        """Abandoned / offered."""
+        return _ratio(self.abandoned, self.offered)
+
+    @property
+    def abandon_rate_excluding_short(self) -> float:
+        """(Abandoned - short abandons) / (offered - short abandons)."""
+        return _ratio(self.abandoned - self.short_abandons, self.offered - self.short_abandons)
+
+    @property
+    def ewt_mae(self) -> float:
+        """Mean absolute error (s) of the EWT given at entry vs the wait answered callers had."""
+        return _ratio(self.ewt_abs_error, self.ewt_samples)
+
+    @property
+    def ewt_bias(self) -> float:
+        """Mean signed error (s) of the EWT (> 0: the estimate was too long)."""
+        return _ratio(self.ewt_error, self.ewt_samples)
+
+    def add(self, other: QueueCounters) -> None:
+        """Add ``other`` into these counters (``max_wait`` takes the larger)."""
+        for f in fields(self):
+            name = f.name
+            if name == "max_wait":
+                self.max_wait = max(self.max_wait, other.max_wait)
+            else:
+                setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+@dataclass(slots=True)
+class AgentCounters:
+    """Counters of one agent over one interval (or any sum of intervals)."""
+
+    offered: int = 0
+    answered: int = 0
+    missed: int = 0
+    handled: int = 0
+    transfers: int = 0
+    talk: float = 0.0
+    hold: float = 0.0
+    wrap_up: float = 0.0
+    available_s: float = 0.0
+    reserved_s: float = 0.0
+    on_call_s: float = 0.0
+    wrap_up_s: float = 0.0
+    paused_s: float = 0.0
+
+    @property
+    def aht(self) -> float:
+        """Average handle time (s) of the calls this agent finished."""
+        return _ratio(self.talk + self.hold + self.wrap_up, self.handled)
+
+    @property
+    def staffed_s(self) -> float:
+        """Seconds logged in (every state but offline)."""
+        return self.available_s + self.reserved_s + self.on_call_s + self.wrap_up_s + self.paused_s
+
+    @property
+    def occupancy(self) -> float:
+        """Busy / (busy + available): busy is ringing, on a call or in wrap-up."""
+        busy = self.reserved_s + self.on_call_s + self.wrap_up_s
+        return _ratio(busy, busy + self.available_s)
+
+    def add(self, other: AgentCounters) -> None:
+        """Add ``other`` into these counters."""
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    """How figures are cut.
+
+    ``interval``: length of a historical interval in seconds (900 = 15 min).
+    ``sl_threshold``: service-level threshold (s) per queue; ``default_sl_threshold``
+    for queues not listed. ``short_abandon``: waits below this (s) are short
+    abandons. ``day_offset``: seconds added to the event clock before cutting days
+    (the site's UTC offset when the clock is Unix time).
+    """
+
+    interval: float = 900.0
+    default_sl_threshold: float = 20.0
+    sl_threshold: Mapping[str, float] = field(default_factory=dict)
+    short_abandon: float = 5.0
+    day_offset: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.interval > 0:
+            raise ValueError(f"interval must be > 0 seconds, got {self.interval}")
+        if self.default_sl_threshold < 0 or self.short_abandon < 0:
+            raise ValueError("service-level threshold and short-abandon limit must be >= 0 s")
+        for q, t in self.sl_threshold.items():
+            if t < 0:
+                raise ValueError(f"service-level threshold of queue {q!r} must be >= 0 s, got {t}")
+
+    def threshold(self, queue: str) -> float:
+        """The SL threshold of ``queue``."""
+        return self.sl_threshold.get(queue, self.default_sl_threshold)
+
+
+@dataclass(slots=True)
+class _Waiting:
+    queue: str
+    since: float
+    start: float  # interval start of the queue entry
+    ewt: float | None
+    callback: bool = False
+
+
+@dataclass(slots=True)
+class _InService:
+    queue: str
+    start: float
+    agent: str
+    callback: bool
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSnapshot:
+    """Live figures of one queue at ``now``; ``today`` sums today's intervals."""
+
+    queue: str
+    waiting: int
+    longest_wait: float
+    ewt: float | None
+    today: QueueCounters
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSnapshot:
+    """One agent's state at ``now``."""
+
+    agent: str
+    state: str
+    since: float
+    call_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Real-time view: queues, agents by state, and the agents themselves."""
+
+    now: float
+    queues: dict[str, QueueSnapshot]
+    agents_by_state: dict[str, int]
+    agents: dict[str, AgentSnapshot]
+
+
+class AcdMetrics:
+    """Pure aggregator of ACD events into live state and historical intervals."""
+
+    def __init__(self, config: MetricsConfig | None = None) -> None:
+        self.config = config or MetricsConfig()
+        self.queue_intervals: dict[tuple[str, float], QueueCounters] = {}
+        self.agent_intervals: dict[tuple[str, float], AgentCounters] = {}
+        self.waiting: dict[str, _Waiting] = {}
+        self.queue_waiting: dict[str, dict[str, float]] = {}
+        self.in_service: dict[str, _InService] = {}
+        self.agent_state: dict[str, tuple[str, float]] = {}
+        self.agent_booked: dict[str, float] = {}
+        self.agent_call: dict[str, str] = {}
+        self.last_ewt: dict[str, float] = {}
+        self.dirty: set[tuple[str, str, float]] = set()
+        """Keys (``"queue"``/``"agent"``, name, interval start) changed since the
+        store last saved; :class:`acd.store.MetricsStore` clears it."""
+
+    # ------------------------------------------------------------ helpers
+    def interval_start(self, at: float) -> float:
+        """Start of the interval holding time ``at``."""
+        size = self.config.interval
+        return math.floor(at / size) * size
+
+    def day_start(self, at: float) -> float:
+        """Start (on the event clock) of the day holding ``at``."""
+        off = self.config.day_offset
+        return math.floor((at + off) / 86400.0) * 86400.0 - off
+
+    def _q(self, queue: str, start: float) -> QueueCounters:
+        key = (queue, start)
+        c = self.queue_intervals.get(key)
+        if c is None:
+            c = self.queue_intervals[key] = QueueCounters()
+        self.dirty.add(("queue", queue, start))
+        return c
+
+    def _a(self, agent: str, at: float) -> AgentCounters:
+        start = self.interval_start(at)
+        key = (agent, start)
+        c = self.agent_intervals.get(key)
+        if c is None:
+            c = self.agent_intervals[key] = AgentCounters()
+        self.dirty.add(("agent", agent, start))
+        return c
+
+    # ------------------------------------------------------------- events
+    def enqueued(self, call_id: str, queue: str, at: float, ewt: float | None = None) -> None:
+        """A caller entered ``queue``; ``ewt`` is the wait the router predicted then."""
+        start = self.interval_start(at)
+        self._q(queue, start).offered += 1
+        self.waiting[call_id] = _Waiting(queue, at, start, ewt)
+        self.queue_waiting.setdefault(queue, {})[call_id] = at
+        if ewt is not None:
+            self.last_ewt[queue] = ewt
+
+    def _leave(self, call_id: str, what: str) -> _Waiting:
+        w = self.waiting.pop(call_id, None)
+        if w is None:
+            raise KeyError(f"{what} for call {call_id!r}, which is not waiting in any queue")
+        self.queue_waiting[w.queue].pop(call_id, None)
+        return w
+
+    def offered(self, call_id: str, agent: str, at: float) -> None:
+        """The router offered (rang) ``call_id`` to ``agent``."""
+        self._a(agent, at).offered += 1
+
+    def offer_missed(self, call_id: str, agent: str, at: float) -> None:
+        """The offer to ``agent`` ended without an answer (rejected, timed out)."""
+        self._a(agent, at).missed += 1
+
+    def answered(self, call_id: str, agent: str, at: float) -> None:
+        """``agent`` answered ``call_id``: its wait ends."""
+        w = self._leave(call_id, "answer")
+        c = self._q(w.queue, w.start)
+        wait = at - w.since
+        c.answered += 1
+        c.wait_answered += wait
+        if wait > c.max_wait:
+            c.max_wait = wait
+        if wait <= self.config.threshold(w.queue):
+            c.answered_in_sl += 1
+        if w.callback:
+            c.callbacks_answered += 1
+        if w.ewt is not None:
+            err = w.ewt - wait
+            c.ewt_samples += 1
+            c.ewt_error += err
+            c.ewt_abs_error += abs(err)
+        self._a(agent, at).answered += 1
+        self.in_service[call_id] = _InService(w.queue, w.start, agent, w.callback)
+        self.agent_call[agent] = call_id
+
+    def abandoned(self, call_id: str, at: float) -> None:
+        """The caller hung up while waiting."""
+        w = self._leave(call_id, "abandon")
+        c = self._q(w.queue, w.start)
+        wait = at - w.since
+        c.abandoned += 1
+        c.wait_abandoned += wait
+        if wait > c.max_wait:
+            c.max_wait = wait
+        if wait <= self.config.threshold(w.queue):
+            c.abandoned_in_sl += 1
+        if wait < self.config.short_abandon:
+            c.short_abandons += 1
+
+    def overflowed(self, call_id: str, at: float, to_queue: str | None = None) -> None:
+        """The call left its queue for another (``to_queue``) or a flow exit (None)."""
+        w = self._leave(call_id, "overflow")
+        c = self._q(w.queue, w.start)
+        c.overflowed += 1
+        wait = at - w.since
+        if wait > c.max_wait:
+            c.max_wait = wait
+        if to_queue is not None:
+            self.enqueued(call_id, to_queue, at)
+            self.waiting[call_id].callback = w.callback
+
+    def callback_requested(self, call_id: str, at: float) -> None:
+        """The waiting caller asked to be called back; the call keeps its place and entry time."""
+        w = self.waiting.get(call_id)
+        if w is None:
+            raise KeyError(f"callback request for call {call_id!r}, which is not waiting")
+        w.callback = True
+        self._q(w.queue, w.start).callbacks_requested += 1
+
+    def transferred(self, call_id: str, agent: str, at: float) -> None:
+        """``agent`` transferred the call out (counted on the call's queue and on the agent)."""
+        s = self.in_service.get(call_id)
+        if s is not None:
+            self._q(s.queue, s.start).transfers += 1
+        self._a(agent, at).transfers += 1
+
+    def completed(
+        self,
+        call_id: str,
+        agent: str,
+        at: float,
+        talk: float,
+        hold: float = 0.0,
+        wrap_up: float = 0.0,
+    ) -> None:
+        """``agent`` finished the call (wrap-up done): its handle time is known."""
+        if min(talk, hold, wrap_up) < 0:
+            raise ValueError(
+                f"call {call_id!r}: talk, hold and wrap-up must be >= 0 s, "
+                f"got {talk}, {hold}, {wrap_up}"
+            )
+        s = self.in_service.pop(call_id, None)
+        if s is not None:
+            c = self._q(s.queue, s.start)
+            c.handled += 1
+            c.talk += talk
+            c.hold += hold
+            c.wrap_up += wrap_up
+        a = self._a(agent, at)
+        a.handled += 1
+        a.talk += talk
+        a.hold += hold
+        a.wrap_up += wrap_up
+        if self.agent_call.get(agent) == call_id:
+            del self.agent_call[agent]
+
+    def agent_state_changed(self, agent: str, state: str, at: float) -> None:
+        """``agent`` entered ``state`` at ``at`` (time in the previous state is booked)."""
+        new = STATE_ALIASES.get(state, "paused")
+        old = self.agent_state.get(agent)
+        if old is not None:
+            self._book(agent, old[0], self.agent_booked[agent], at)
+        self.agent_state[agent] = (new, at)
+        self.agent_booked[agent] = at
+
+    def _book(self, agent: str, state: str, since: float, until: float) -> None:
+        if state == "offline" or until <= since:
+            return
+        attr = f"{state}_s"
+        size = self.config.interval
+        t = since
+        while t < until:
+            end = min(until, (math.floor(t / size) + 1) * size)
+            c = self._a(agent, t)
+            setattr(c, attr, getattr(c, attr) + (end - t))
+            t = end
+
+    def flush(self, now: float) -> None:
+        """Book every agent's time in its current state up to ``now``."""
+        for agent, (state, _since) in self.agent_state.items():
+            booked = self.agent_booked[agent]
+            if now > booked:
+                self._book(agent, state, booked, now)
+                self.agent_booked[agent] = now
+
+    # ------------------------------------------------------------- reads
+    def queue_totals(
+        self, queue: str | None = None, start: float = -math.inf, end: float = math.inf
+    ) -> QueueCounters:
+        """Sum of the intervals of ``queue`` (all queues when None) starting in [start, end)."""
+        total = QueueCounters()
+        for (q, s), c in self.queue_intervals.items():
+            if (queue is None or q == queue) and start <= s < end:
+                total.add(c)
+        return total
+
+    def agent_totals(
+        self, agent: str | None = None, start: float = -math.inf, end: float = math.inf
+    ) -> AgentCounters:
+        """Sum of the intervals of ``agent`` (all agents when None) starting in [start, end)."""
+        total = AgentCounters()
+        for (a, s), c in self.agent_intervals.items():
+            if (agent is None or a == agent) and start <= s < end:
+                total.add(c)
+        return total
+
+    def queues(self) -> list[str]:
+        """Every queue seen, sorted."""
+        return sorted({q for q, _ in self.queue_intervals} | set(self.queue_waiting))
+
+    def interval_rows(self) -> Iterable[tuple[str, float, QueueCounters]]:
+        """``(queue, interval start, counters)`` sorted by start then queue."""
+        for q, s in sorted(self.queue_intervals, key=lambda k: (k[1], k[0])):
+            yield q, s, self.queue_intervals[(q, s)]
+
+    def agent_rows(self) -> Iterable[tuple[str, float, AgentCounters]]:
+        """``(agent, interval start, counters)`` sorted by start then agent."""
+        for a, s in sorted(self.agent_intervals, key=lambda k: (k[1], k[0])):
+            yield a, s, self.agent_intervals[(a, s)]
+
+    def snapshot(self, now: float) -> Snapshot:
+        """Live figures at ``now``: waiting, longest wait, EWT and today's totals per queue;
+        agents by state. Books agent time up to ``now`` first (see :meth:`flush`)."""
+        self.flush(now)
+        day = self.day_start(now)
+        queues: dict[str, QueueSnapshot] = {}
+        for q in self.queues():
+            waiting = self.queue_waiting.get(q, {})
+            oldest = min(waiting.values(), default=None)
+            queues[q] = QueueSnapshot(
+                queue=q,
+                waiting=len(waiting),
+                longest_wait=0.0 if oldest is None else now - oldest,
+                ewt=self.last_ewt.get(q),
+                today=self.queue_totals(q, day, day + 86400.0),
+            )
+        by_state = dict.fromkeys(AGENT_STATES, 0)
+        agents: dict[str, AgentSnapshot] = {}
+        for agent, (state, since) in sorted(self.agent_state.items()):
+            by_state[state] += 1
+            agents[agent] = AgentSnapshot(agent, state, since, self.agent_call.get(agent))
+        return Snapshot(now, queues, by_state, agents)
