@@ -52,10 +52,12 @@ __all__ = [
     "AcdMetrics",
     "AgentCounters",
     "AgentSnapshot",
+    "CallInService",
     "MetricsConfig",
     "QueueCounters",
     "QueueSnapshot",
     "Snapshot",
+    "WaitingCall",
 ]
 
 AGENT_STATES = ("available", "reserved", "on_call", "wrap_up", "paused", "offline")
@@ -254,7 +256,9 @@ class MetricsConfig:
 
 
 @dataclass(slots=True)
-class _Waiting:
+class WaitingCall:
+    """A caller waiting in ``queue`` since ``since`` (entry interval ``start``)."""
+
     queue: str
     since: float
     start: float  # interval start of the queue entry
@@ -263,7 +267,9 @@ class _Waiting:
 
 
 @dataclass(slots=True)
-class _InService:
+class CallInService:
+    """An answered call of ``queue`` (entry interval ``start``) held by ``agent``."""
+
     queue: str
     start: float
     agent: str
@@ -308,9 +314,9 @@ class AcdMetrics:
         self.config = config or MetricsConfig()
         self.queue_intervals: dict[tuple[str, float], QueueCounters] = {}
         self.agent_intervals: dict[tuple[str, float], AgentCounters] = {}
-        self.waiting: dict[str, _Waiting] = {}
+        self.waiting: dict[str, WaitingCall] = {}
         self.queue_waiting: dict[str, dict[str, float]] = {}
-        self.in_service: dict[str, _InService] = {}
+        self.in_service: dict[str, CallInService] = {}
         self.agent_state: dict[str, tuple[str, float]] = {}
         self.agent_booked: dict[str, float] = {}
         self.agent_call: dict[str, str] = {}
@@ -352,12 +358,12 @@ class AcdMetrics:
         """A caller entered ``queue``; ``ewt`` is the wait the router predicted then."""
         start = self.interval_start(at)
         self._q(queue, start).offered += 1
-        self.waiting[call_id] = _Waiting(queue, at, start, ewt)
+        self.waiting[call_id] = WaitingCall(queue, at, start, ewt)
         self.queue_waiting.setdefault(queue, {})[call_id] = at
         if ewt is not None:
             self.last_ewt[queue] = ewt
 
-    def _leave(self, call_id: str, what: str) -> _Waiting:
+    def _leave(self, call_id: str, what: str) -> WaitingCall:
         w = self.waiting.pop(call_id, None)
         if w is None:
             raise KeyError(f"{what} for call {call_id!r}, which is not waiting in any queue")
@@ -391,7 +397,7 @@ class AcdMetrics:
             c.ewt_error += err
             c.ewt_abs_error += abs(err)
         self._a(agent, at).answered += 1
-        self.in_service[call_id] = _InService(w.queue, w.start, agent, w.callback)
+        self.in_service[call_id] = CallInService(w.queue, w.start, agent, w.callback)
         self.agent_call[agent] = call_id
 
     def abandoned(self, call_id: str, at: float) -> None:
