@@ -7,6 +7,9 @@ callables), and this module refuses more at compile time:
 
 * any name, attribute or item key starting with ``_`` (``''.__class__``,
   ``x._private``, ``x['__dict__']``) is a compile error;
+* a module or class passed in as a variable exposes no attribute
+  (``os.system`` is refused), and ``eval``, ``exec``, ``open``,
+  ``__import__``, ``getattr`` and the like cannot be called;
 * ``**`` with an exponent above :data:`MAX_POWER`, and ``*`` making a string
   or list longer than :data:`MAX_SEQUENCE`, fail instead of eating memory.
 
@@ -33,6 +36,7 @@ Helpers available to every expression besides Jinja's own filters and tests:
 from __future__ import annotations
 
 import re
+import types
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -153,10 +157,44 @@ _GLOBALS: dict[str, Any] = {
 
 
 # ------------------------------------------------------------ environment
+_UNSAFE_CALLABLES = frozenset(
+    id(f)
+    for f in (
+        eval,
+        exec,
+        compile,
+        open,
+        __import__,
+        getattr,
+        setattr,
+        delattr,
+        globals,
+        locals,
+        vars,
+        input,
+        breakpoint,
+        exit,
+        quit,
+        help,
+    )
+)
+
+
 class _Sandbox(ImmutableSandboxedEnvironment):
-    """The sandbox with bounded ``**`` and ``*``."""
+    """The sandbox with bounded ``**`` and ``*``, no attribute of a module or a
+    class, and no call of the builtins that reach outside (eval, open...)."""
 
     intercepted_binops = frozenset({"**", "*"})
+
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        if isinstance(obj, types.ModuleType | type):
+            return False
+        return bool(super().is_safe_attribute(obj, attr, value))
+
+    def is_safe_callable(self, obj: Any) -> bool:
+        if id(obj) in _UNSAFE_CALLABLES or isinstance(obj, types.ModuleType | type):
+            return obj in _GLOBALS.values()
+        return bool(super().is_safe_callable(obj))
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         if operator == "**":

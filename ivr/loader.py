@@ -281,14 +281,16 @@ def check_flowset(
             )
         )
     parsed: list[ParsedFlow] = []
-    for path in flow_files(folder):
+    files = flow_files(folder)
+    for path in files:
         p = _read_flow(path, diags)
         if p is not None:
             parsed.append(p)
+    complete = len(files) == sum(1 for p in parsed if p.name is not None)
     routes, routes_doc = _read_routes(folder, diags)
     queues, queues_text = _read_queues(folder, diags)
 
-    result = validate(folder, parsed, routes, routes_doc, queues, sounds)
+    result = validate(folder, parsed, routes, routes_doc, queues, sounds, complete=complete)
     diags.extend(result.diagnostics)
     diags.sort(key=sort_key)
     if errors(diags) or routes is None:

@@ -41,7 +41,7 @@ _KIND_WORDS = {
     "list": "a list",
     "int": "a whole number",
     "float": "a number",
-    "bool": "true or false",
+    "bool": "true/false",
     "none": "nothing (null)",
 }
 
@@ -197,6 +197,9 @@ def _value_error_pos(doc: YamlDoc, path: DataPath, value: Any, msg: str) -> tupl
     """A model/field validator names what is wrong in its message: point at it."""
     if isinstance(value, dict):
         for key in value:
+            if isinstance(key, str) and repr(key) in msg:
+                return doc.key_pos((*path, key))
+        for key in value:
             if isinstance(key, str) and re.search(rf"\b{re.escape(key)}\b", msg):
                 sub = value[key]
                 if isinstance(sub, list | dict):
@@ -205,8 +208,6 @@ def _value_error_pos(doc: YamlDoc, path: DataPath, value: Any, msg: str) -> tupl
                         return inner
                 return doc.value_pos((*path, key))
         for key, sub in value.items():
-            if isinstance(key, str) and repr(key) in msg:
-                return doc.key_pos((*path, key))
             if isinstance(sub, str) and repr(sub) in msg:
                 return doc.value_pos((*path, key))
     if isinstance(value, list):
@@ -230,7 +231,8 @@ def _diagnose(doc: YamlDoc, loc: _Located, root: type[BaseModel]) -> Diagnostic:
         if model is not None:
             for fname, finfo in model.model_fields.items():
                 if (finfo.alias or fname) == name and finfo.description:
-                    desc = f" ({finfo.description.rstrip('.')})"
+                    text = finfo.description.rstrip(".")
+                    desc = f" ({text[:1].lower()}{text[1:]})"
         where = _join(context, field, f"missing required field {name!r}")
         return doc.diagnostic("error", doc.key_pos(path), where, f"add `{name}:`{desc}")
 
@@ -317,7 +319,8 @@ def _diagnose(doc: YamlDoc, loc: _Located, root: type[BaseModel]) -> Diagnostic:
         )
 
     if kind.endswith("_type") or kind.endswith("_parsing"):
-        want = _label_kind(kind.split("_")[0]) or kind.split("_")[0]
+        head = kind.split("_")[0]
+        want = {"string": "str", "model": "dict", "dictionary": "dict"}.get(head, head)
         value = err["input"]
         hint = ""
         if want == "str" and isinstance(value, int | float) and not isinstance(value, bool):
@@ -355,6 +358,8 @@ def _merged(doc: YamlDoc, group: list[_Located]) -> Diagnostic:
         kind = _label_kind(ul[1]) if ul else None
         if kind and _KIND_WORDS[kind] not in kinds:
             kinds.append(_KIND_WORDS[kind])
+    if _KIND_WORDS["float"] in kinds and _KIND_WORDS["int"] in kinds:
+        kinds.remove(_KIND_WORDS["int"])
     expected = kinds[0] if len(kinds) == 1 else ", ".join(kinds[:-1]) + " or " + kinds[-1]
     context, field = _context(doc, where)
     hint = ""

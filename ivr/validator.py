@@ -10,13 +10,14 @@ Errors
       subflow's ``flow``/``node``, routes' flows and the routes ``default``;
       an empty target;
     * two files define the same flow name; two routes for one number;
-    * a ``menu`` without ``no_input``: its tries must lead somewhere when the
-      caller presses nothing (``invalid`` defaults to ``no_input``); a
-      ``gather`` without ``no_input`` or without ``next``;
+    * a ``menu`` or ``gather`` with neither ``no_input`` nor ``invalid``: its
+      tries must lead somewhere when the caller presses nothing. One of them
+      is enough because the runtime sends both failures to whichever is set
+      (:mod:`ivr.runtime`); only without both would it hang up;
     * a loop in which no node waits for the caller (see :data:`WAITS`), so a
       call would spin through say/set/switch/... forever; a subflow in such
       a loop counts as waiting when every way through it to a ``return``
-      waits;
+      waits (falling off a node without ``next`` returns too);
     * a menu ``repeat`` digit that is also an option; language option keys
       that are not one DTMF digit;
     * audio that does not exist: files relative to the flows folder (absolute
@@ -35,7 +36,9 @@ Warnings
     * a flow no route and no other flow uses;
     * a language in per-language text (or a language option) that is not in
       the flow's ``languages``; ``language`` not in ``languages``;
-    * a ``return`` node in a flow never run as a subflow;
+    * a ``return`` node in a flow never run as a subflow; a ``gather``
+      without ``next`` in such a flow (the call hangs up after it; in a
+      subflow it returns, which is fine);
     * a variable a template or expression reads that nothing sets (``set``,
       ``gather``/``lookup`` ``variable``, flow ``variables``) and that is not
       built in (:data:`ivr.expressions.BUILTIN_VARIABLES`).
@@ -101,6 +104,11 @@ def _waits(node: Any) -> bool:
     return isinstance(node, m.SayNode | m.PlayNode) and node.barge_in
 
 
+def _falls_off(node: Any) -> bool:
+    """A node without input and without `next`: in a subflow, the run returns after it."""
+    return isinstance(node, m.SayNode | m.PlayNode | m.SetNode) and node.next is None
+
+
 def _target_path(field_name: str) -> DataPath:
     """node_targets' field name -> the data path inside the node."""
     if field_name.startswith("options."):
@@ -118,6 +126,8 @@ def _close(word: str, choices: Iterable[str]) -> str:
 
 def _listing(names: Iterable[str], limit: int = 12) -> str:
     items = sorted(names)
+    if not items:
+        return "(none)"
     shown = ", ".join(items[:limit])
     return shown + (f" (+{len(items) - limit} more)" if len(items) > limit else "")
 
@@ -131,9 +141,13 @@ class _Checker:
         routes_doc: YamlDoc | None,
         queues: frozenset[str] | None,
         sounds: SoundLibrary | None,
+        complete: bool,
     ) -> None:
         from ivr.loader import QUEUES_FILE
 
+        self.complete = complete
+        """Every flow file named its flow: else 'no such flow' is not reported
+        (it may be the one that did not parse)."""
         self.folder = folder
         self.queues_file = folder / QUEUES_FILE
         self.routes = routes
@@ -163,6 +177,7 @@ class _Checker:
                 self.flows[p.name] = p.flow
                 self.docs[p.name] = p.doc
         self.used_vars: list[tuple[YamlDoc, Pos, str, str]] = []
+        self.gathers_without_next: list[tuple[str, YamlDoc, Pos, str, str]] = []
         self.set_vars: set[str] = set(BUILTIN_VARIABLES)
 
     # ------------------------------------------------------------ output
@@ -211,7 +226,7 @@ class _Checker:
                     f"{_close(node, flow.nodes)}nodes: {_listing(flow.nodes)}",
                 )
             return
-        if other not in self.known:
+        if other not in self.known and self.complete:
             self.error(
                 doc,
                 pos,
@@ -259,15 +274,15 @@ class _Checker:
     ) -> None:
         key_pos = doc.key_pos(base)
         if isinstance(node, m.MenuNode):
-            if node.no_input is None:
+            if node.no_input is None and node.invalid is None:
                 tries = node.retries + 1
                 self.error(
                     doc,
                     key_pos,
-                    f"{where}: no `no_input:`: after {tries} tr{'y' if tries == 1 else 'ies'} "
-                    "without a digit the call has nowhere to go",
+                    f"{where}: no `no_input:` (nor `invalid:`): after {tries} "
+                    f"tr{'y' if tries == 1 else 'ies'} without a digit the call has nowhere to go",
                     "add `no_input: <node>` (e.g. a goodbye hangup node or a transfer);"
-                    " `invalid:` defaults to it",
+                    " it also catches wrong digits unless `invalid:` is given",
                 )
             if node.repeat is not None and node.repeat in node.options:
                 self.error(
@@ -277,21 +292,17 @@ class _Checker:
                     "pick a repeat digit no option uses (often '*' or '9')",
                 )
         elif isinstance(node, m.GatherNode):
-            if node.no_input is None:
+            if node.no_input is None and node.invalid is None:
                 self.error(
                     doc,
                     key_pos,
-                    f"{where}: no `no_input:`: when the tries run out without digits the "
-                    "call has nowhere to go",
-                    "add `no_input: <node>`; `invalid:` defaults to it",
+                    f"{where}: no `no_input:` (nor `invalid:`): when the tries run out "
+                    "without digits the call has nowhere to go",
+                    "add `no_input: <node>`; it also catches invalid input unless "
+                    "`invalid:` is given",
                 )
             if node.next is None:
-                self.error(
-                    doc,
-                    key_pos,
-                    f"{where}: no `next:`: the digits collected go nowhere",
-                    f"add `next: <node>` (the node that uses the variable {node.variable!r})",
-                )
+                self.gathers_without_next.append((flow.flow, doc, key_pos, where, node.variable))
             self.set_vars.add(node.variable)
         elif isinstance(node, m.LanguageNode):
             for digit, lang in node.options.items():
@@ -366,6 +377,8 @@ class _Checker:
         self, flow: m.Flow, doc: YamlDoc, base: DataPath, node: m.SubflowNode, where: str
     ) -> None:
         if node.flow not in self.known:
+            if not self.complete:
+                return
             self.error(
                 doc,
                 doc.value_pos((*base, "flow")),
@@ -524,7 +537,7 @@ class _Checker:
             return
         seen: dict[str, int] = {}
         for i, route in enumerate(routes.routes):
-            if route.flow not in self.known:
+            if route.flow not in self.known and self.complete:
                 self.error(
                     doc,
                     doc.value_pos(("routes", i, "flow")),
@@ -541,7 +554,7 @@ class _Checker:
                 )
             else:
                 seen[route.number] = i
-        if routes.default is not None and routes.default not in self.known:
+        if routes.default is not None and routes.default not in self.known and self.complete:
             self.error(
                 doc,
                 doc.value_pos(("default",)),
@@ -578,6 +591,8 @@ class _Checker:
                 if isinstance(node, m.SubflowNode) and node.flow in self.flows:
                     entries[node.flow].add(node.node or self.flows[node.flow].start)
         for name, flow in self.flows.items():
+            if flow.start not in flow.nodes:
+                continue  # reported as an error; everything would look unreachable
             seen = {n for n in entries[name] if n in flow.nodes}
             todo = list(seen)
             while todo:
@@ -612,7 +627,7 @@ class _Checker:
             while todo and not found:
                 cur = todo.pop()
                 node = self.flows[cur[0]].nodes[cur[1]]
-                if isinstance(node, m.ReturnNode):
+                if isinstance(node, m.ReturnNode) or _falls_off(node):
                     found = True
                     break
                 if _waits(node):
@@ -686,6 +701,14 @@ class _Checker:
             for node in flow.nodes.values()
             if isinstance(node, m.SubflowNode)
         }
+        for name, doc, pos, where, variable in self.gathers_without_next:
+            if name not in called:
+                self.warn(
+                    doc,
+                    pos,
+                    f"{where}: no `next:`: the call hangs up once the digits are collected",
+                    f"add `next: <node>` (the node that uses {variable!r})",
+                )
         for name, flow in self.flows.items():
             if name in called:
                 continue
@@ -852,6 +875,10 @@ def validate(
     routes_doc: YamlDoc | None,
     queues: frozenset[str] | None,
     sounds: SoundLibrary | None,
+    *,
+    complete: bool = True,
 ) -> ValidationResult:
-    """Run every check over the parsed flows (``ivr.loader.ParsedFlow``)."""
-    return _Checker(folder, parsed, routes, routes_doc, queues, sounds).run()
+    """Run every check over the parsed flows (``ivr.loader.ParsedFlow``);
+    ``complete`` is False when some flow file did not parse far enough to
+    name its flow (then unknown flow names are not reported)."""
+    return _Checker(folder, parsed, routes, routes_doc, queues, sounds, complete).run()

@@ -145,7 +145,11 @@ def _yaml_diagnostic(file: Path, exc: YAMLError) -> Diagnostic:
         )
     if isinstance(exc, MarkedYAMLError):
         problem = str(exc.problem or exc.context or "invalid YAML")
-        context = f" ({exc.context})" if exc.context and exc.problem else ""
+        context = ""
+        if exc.context and exc.problem:
+            cm = exc.context_mark
+            at = f" at {cm.line + 1}:{cm.column + 1}" if cm is not None and cm is not mark else ""
+            context = f" ({exc.context}{at})"
         hint = "fix the YAML syntax at this point"
         if "alias" in problem or "anchor" in problem:
             hint = "quote keys and values that start with '*' or '&': '*': target"
@@ -174,7 +178,7 @@ def load_yaml(path: Path, shown_as: Path | None = None) -> YamlDoc:
     """Read and parse ``path``; raises :class:`YamlError` (also for unreadable files)."""
     shown = shown_as or path
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_bytes().decode("utf-8")  # no newline translation: sources stay exact
     except UnicodeDecodeError as exc:
         raise YamlError(
             Diagnostic("error", shown, 0, 0, f"not UTF-8 text: {exc}", "save the file as UTF-8")
