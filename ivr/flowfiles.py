@@ -7,9 +7,13 @@
   each one written atomically, files of the current set that the version
   does not have removed. Other files (prompts, WAVs) are left alone.
 * :func:`stage_overlay` builds a folder that looks like the flows folder
-  with other flow files: the given texts written, every non-flow file
-  (prompts, sounds) linked from the real folder. The loader can validate a
-  candidate there without touching what runs.
+  with other flow files: the given texts written, every other entry
+  (prompts, sounds, flow tests) linked from the real folder. The loader can
+  validate a candidate there without touching what runs.
+
+Which files make up a flow set is the loader's rule (:mod:`ivr.loader`:
+``*.yaml`` flows, ``routes.yaml``, ``queues.yaml`` directly in the folder;
+not ``*.test.yaml`` or ``agents.yaml``); nothing else is written or removed.
 
 Text is written as UTF-8 exactly as given (no newline translation), so a
 file restored from the version store is byte-identical to the one that was
@@ -26,24 +30,34 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 
 __all__ = [
-    "FLOW_SUFFIXES",
     "TEMP_PREFIX",
+    "exact_sources",
     "is_flow_file",
     "read_flow_files",
+    "replace_flow_files",
     "restore_files",
     "stage_overlay",
     "write_atomic",
 ]
 
-FLOW_SUFFIXES = (".yaml", ".yml")
 TEMP_PREFIX = ".callcore-"
 """Prefix of our own temp files (the watcher ignores them)."""
 
 
-def is_flow_file(relpath: str) -> bool:
-    """Whether a path (relative to the flows folder) is a flow source (YAML)."""
-    name = relpath.rsplit("/", 1)[-1]
-    return name.endswith(FLOW_SUFFIXES) and not name.startswith(".")
+def is_flow_file(folder: Path, path: Path) -> bool:
+    """Whether the loader reads ``path`` as part of ``folder``'s flow set
+    (a flow file, routes.yaml, queues.yaml, directly in the folder)."""
+    from ivr.loader import is_flowset_file
+
+    return not path.name.startswith(TEMP_PREFIX) and is_flowset_file(folder, path)
+
+
+def _source_paths(folder: Path) -> list[Path]:
+    from ivr.loader import QUEUES_FILE, ROUTES_FILE, flow_files
+
+    paths = flow_files(folder) if folder.is_dir() else []
+    paths += [folder / n for n in (ROUTES_FILE, QUEUES_FILE) if (folder / n).is_file()]
+    return sorted(paths)
 
 
 def _safe_target(folder: Path, relpath: str) -> Path:
@@ -72,16 +86,29 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def read_flow_files(folder: Path) -> dict[str, str]:
-    """Every flow file under ``folder`` (relative POSIX path -> text), read as UTF-8 bytes."""
+    """The files the loader would read from ``folder`` (name -> text), bytes as on disk
+    (decoded as UTF-8 without newline translation)."""
+    return {p.name: p.read_bytes().decode("utf-8") for p in _source_paths(folder)}
+
+
+def _universal_newlines(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def exact_sources(folder: Path, sources: Mapping[str, str]) -> dict[str, str]:
+    """``sources`` as the loader read them, with each file's exact bytes where they match.
+
+    The loader reads text with newline translation (CRLF -> LF); this
+    re-reads each file so a CRLF file is stored and restored byte for byte.
+    A file changed since the load (or unreadable) keeps the loader's text.
+    """
     out: dict[str, str] = {}
-    for path in sorted(folder.rglob("*")):
-        rel = path.relative_to(folder).as_posix()
-        if (
-            path.is_file()
-            and is_flow_file(rel)
-            and not any(p.startswith(".") for p in rel.split("/"))
-        ):
-            out[rel] = path.read_bytes().decode("utf-8")
+    for rel, text in sources.items():
+        try:
+            raw = _safe_target(folder, rel).read_bytes().decode("utf-8")
+        except (OSError, UnicodeDecodeError, ValueError):
+            raw = None
+        out[rel] = raw if raw is not None and _universal_newlines(raw) == text else text
     return out
 
 
@@ -113,14 +140,43 @@ def restore_files(
     return written, removed
 
 
+def replace_flow_files(
+    folder: Path,
+    files: Mapping[str, str],
+    *,
+    known: Mapping[str, str],
+    backup: Path,
+) -> tuple[list[str], list[str], list[str]]:
+    """Make ``folder``'s flow files exactly ``files``; save unpublished edits first.
+
+    ``known`` is the published set the folder is expected to hold. A flow
+    file on disk that matches neither ``known`` nor ``files`` is an edit
+    nobody published: it is copied under ``backup`` (same relative path)
+    before being overwritten or removed. Returns (written, removed, backed_up).
+    """
+    on_disk = read_flow_files(folder)
+    unpublished = {
+        rel: text
+        for rel, text in on_disk.items()
+        if known.get(rel) != text and files.get(rel) != text
+    }
+    for rel, text in unpublished.items():
+        target = _safe_target(backup, rel)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(text.encode("utf-8"))
+    written, removed = restore_files(folder, files, remove=set(on_disk) | set(known))
+    return written, removed, sorted(unpublished)
+
+
 def stage_overlay(
     folder: Path, files: Mapping[str, str], dest: Path, *, exclude: Collection[str] = ()
 ) -> Path:
-    """Build ``dest``: ``files`` written, every other non-flow file of ``folder`` linked.
+    """Build ``dest``: ``files`` written, every other entry of ``folder`` linked.
 
-    Flow files of ``folder`` (YAML, plus any path in ``exclude``) are not
-    carried over: the overlay holds exactly the candidate flow set. ``dest``
-    is emptied first.
+    The files the loader would read from ``folder`` (and any name in
+    ``exclude``) are not carried over, so the overlay holds exactly the
+    candidate flow set; prompts, sounds, tests and other files are symlinks
+    to the real ones. ``dest`` is emptied first.
     """
     if dest.exists():
         shutil.rmtree(dest)
@@ -128,34 +184,14 @@ def stage_overlay(
     skip = set(exclude) | set(files)
     root = folder.resolve()
     if root.is_dir():
-        _link_tree(root, root, dest, skip)
+        for path in sorted(root.iterdir()):
+            if path.name in skip or path.name.startswith(TEMP_PREFIX):
+                continue
+            if path.is_file() and is_flow_file(root, path):
+                continue
+            (dest / path.name).symlink_to(path, target_is_directory=path.is_dir())
     for rel, text in files.items():
         target = _safe_target(dest, rel)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(text.encode("utf-8"))
     return dest
-
-
-def _holds_flow_file(directory: Path, root: Path, skip: Collection[str]) -> bool:
-    for path in directory.rglob("*"):
-        rel = path.relative_to(root).as_posix()
-        if rel in skip or (path.is_file() and is_flow_file(rel)):
-            return True
-    return False
-
-
-def _link_tree(directory: Path, root: Path, dest: Path, skip: Collection[str]) -> None:
-    """Link every non-flow entry of ``directory``; folders without flow files as a whole."""
-    for path in sorted(directory.iterdir()):
-        rel = path.relative_to(root).as_posix()
-        if path.name.startswith(TEMP_PREFIX) or rel in skip:
-            continue
-        target = dest / rel
-        if path.is_dir():
-            if _holds_flow_file(path, root, skip):
-                target.mkdir(parents=True, exist_ok=True)
-                _link_tree(path, root, dest, skip)
-            else:
-                target.symlink_to(path, target_is_directory=True)
-        elif not is_flow_file(rel):
-            target.symlink_to(path)

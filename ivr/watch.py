@@ -3,7 +3,9 @@
 :class:`FlowWatcher` runs :func:`watchfiles.awatch` on the flows folder and
 calls ``publish(saved_at, paths)`` once per burst of saves:
 
-* only flow files count (``*.yaml``/``*.yml``); editors' temp, swap, backup
+* only files the loader reads count (flow ``*.yaml``, ``routes.yaml``,
+  ``queues.yaml`` directly in the folder: :func:`ivr.loader.is_flowset_file`;
+  the folder is watched without its subfolders); editors' temp, swap, backup
   and lock files (``.x.yaml.swp``, ``x.yaml~``, ``.#x.yaml``, ``#x.yaml#``,
   ``4913``, ``*.tmp``, JetBrains ``___jb_tmp___``, gedit
   ``.goutputstream-*``, our own ``.callcore-*`` temp files) and anything in a
@@ -34,7 +36,7 @@ from pathlib import Path
 import structlog
 from watchfiles import Change, DefaultFilter, awatch
 
-from ivr.flowfiles import FLOW_SUFFIXES, TEMP_PREFIX
+from ivr.flowfiles import TEMP_PREFIX, is_flow_file
 
 __all__ = ["FlowFileFilter", "FlowWatcher", "PublishCallback"]
 
@@ -57,18 +59,19 @@ _EDITOR_JUNK = re.compile(
 
 
 class FlowFileFilter(DefaultFilter):
-    """Lets through changes of flow files only (see module docstring)."""
+    """Lets through changes of the files the loader reads from ``folder`` (see module docstring)."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__()
+        self.folder = Path(folder)
 
     def __call__(self, change: Change, path: str) -> bool:
         if not super().__call__(change, path):
             return False
         p = Path(path)
-        if any(part.startswith(".") for part in p.parts[:-1] if part not in (".", "..")):
+        if p.name.startswith(TEMP_PREFIX) or _EDITOR_JUNK.search(p.name):
             return False
-        name = p.name
-        if name.startswith(TEMP_PREFIX) or _EDITOR_JUNK.search(name):
-            return False
-        return name.endswith(FLOW_SUFFIXES)
+        return is_flow_file(self.folder, p)
 
 
 class FlowWatcher:
@@ -117,7 +120,7 @@ class FlowWatcher:
         self._tasks = []
 
     async def _watch(self) -> None:
-        filt = FlowFileFilter()
+        filt = FlowFileFilter(self.folder)
         while not self._stop.is_set():
             try:
                 async for changes in awatch(
@@ -128,6 +131,7 @@ class FlowWatcher:
                     rust_timeout=250,
                     yield_on_timeout=True,
                     stop_event=self._stop,
+                    recursive=False,
                 ):
                     if not self.ready.is_set():
                         self.ready.set()

@@ -167,14 +167,19 @@ async def test_vim_style_save_is_one_publish_of_the_new_file(
     assert seen == {"main.yaml": "v: vim\n"}
 
 
-async def test_subfolders_and_deletions_count(
+async def test_only_files_the_loader_reads_count_and_deletions_do(
     watched: tuple[Path, Publishes, FlowWatcher],
 ) -> None:
     folder, publishes, _ = watched
     (folder / "sub").mkdir()
-    (folder / "sub" / "sales.yml").write_text("s: 1\n")
+    (folder / "sub" / "sales.yaml").write_text("s: 1\n")  # not read: a subfolder
+    (folder / "main.test.yaml").write_text("t: 1\n")  # flow tests
+    (folder / "agents.yaml").write_text("a: 1\n")  # the ACD's
+    (folder / "old.yml").write_text("o: 1\n")  # .yml is not loaded
+    (folder / "routes.yaml").write_text("default: main\n")
+    (folder / "queues.yaml").write_text("queues: {}\n")
     paths, _, _ = await publishes.next()
-    assert paths == {"sub/sales.yml"}
+    assert paths == {"routes.yaml", "queues.yaml"}
     (folder / "main.yaml").unlink()
     paths, seen, saved_at = await publishes.next()
     assert paths == {"main.yaml"} and "main.yaml" not in seen
@@ -241,18 +246,23 @@ async def test_a_missing_folder_is_retried_until_it_exists(tmp_path: Path) -> No
     ("path", "kept"),
     [
         ("/f/main.yaml", True),
-        ("/f/sub/sales.yml", True),
+        ("/f/routes.yaml", True),
+        ("/f/queues.yaml", True),
+        ("/f/agents.yaml", False),
+        ("/f/main.test.yaml", False),
+        ("/f/sub/sales.yaml", False),
+        ("/f/main.yml", False),
         ("/f/main.yaml.swp", False),
         ("/f/.main.yaml.swp", False),
         ("/f/main.yaml~", False),
         ("/f/.#main.yaml", False),
         ("/f/#main.yaml#", False),
-        ("/f/.hidden.yaml", False),
         ("/f/.git/main.yaml", False),
-        ("/f/.callcore-abc.tmp", False),
+        ("/f/.callcore-abc.yaml", False),
         ("/f/prompts/hi.wav", False),
         ("/f/main.json", False),
+        ("/elsewhere/main.yaml", False),
     ],
 )
 def test_flow_file_filter(path: str, kept: bool) -> None:
-    assert FlowFileFilter()(Change.modified, path) is kept
+    assert FlowFileFilter(Path("/f"))(Change.modified, path) is kept
