@@ -20,6 +20,7 @@ from prometheus_client.core import CounterMetricFamily
 
 from engine.calls import Application, CallManager
 from engine.config import EngineConfig
+from engine.flowapp import FlowApplication, recent_calls, start_flow_application
 from engine.gcpacer import GcPacer
 from engine.greeting import GreetingApplication
 from engine.http import HttpServer, build_app
@@ -98,6 +99,7 @@ class Engine:
         self.calls: CallManager | None = None
         self.clock: MediaClock | None = None
         self.http: HttpServer | None = None
+        self.flow_app: FlowApplication | None = None
         self.gc_pacer = GcPacer()
         self.metrics.registry.register(_HotPathCounters(self))
 
@@ -105,15 +107,24 @@ class Engine:
         if self.calls is not None:
             self.calls.on_event(event)
 
-    def _default_application(self) -> Application:
+    async def _default_application(self) -> Application:
+        """The flows of the flows folder (picked by dialed number), else the greeting."""
+        self.flow_app = await start_flow_application(self.config, self.metrics)
+        if self.flow_app is not None:
+            return self.flow_app
         path = self.config.flows_dir / GREETING
         return GreetingApplication(Prompt(load_audio(path), name="greeting"))
+
+    def recent_calls(self, limit: int) -> list[dict[str, Any]]:
+        """Finished calls, newest first, with their flow paths (GET /calls/recent)."""
+        finished = self.calls.finished_calls if self.calls else []
+        return recent_calls(finished, self.flow_app.recent if self.flow_app else (), limit)
 
     async def start(self) -> None:
         """Bind every socket and start serving."""
         cfg = self.config
         loop = asyncio.get_running_loop()
-        application = self._application or self._default_application()
+        application = self._application or await self._default_application()
         await self.sip.start(cfg.sip_host, cfg.sip_port)
         # The UA must advertise the port actually bound (port 0 in tests).
         self.ua.local_port = self.sip.port
@@ -137,7 +148,8 @@ class Engine:
             capture_dir=capture_dir,
             max_calls=cfg.max_calls,
         )
-        self.http = HttpServer(build_app(self.metrics, self.health), cfg.http_host, cfg.http_port)
+        web_app = build_app(self.metrics, self.health, self.recent_calls)
+        self.http = HttpServer(web_app, cfg.http_host, cfg.http_port)
         await self.http.start()
         log.info(
             "engine.started",
@@ -164,6 +176,8 @@ class Engine:
             self.clock.close()
         if self.http is not None:
             await self.http.stop()
+        if self.flow_app is not None:
+            await self.flow_app.close()
         await self.sip.close()
         log.info("engine.stopped")
 

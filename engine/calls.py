@@ -95,6 +95,10 @@ class CallManager:
             self._finish(event.call, event.reason)
         elif isinstance(event, ev.ReinviteReceived):
             self._reinvite(event)
+        elif isinstance(event, ev.ReferStatus):
+            leg = self.legs.get(event.call)
+            if leg is not None and leg.call is not None:
+                leg.call.refer_status(event.status)
         elif isinstance(event, ev.DtmfInfo):
             leg = self.legs.get(event.call)
             if leg is not None and leg.session is not None:
@@ -111,6 +115,7 @@ class CallManager:
             transport=event.transport,
             started=now,
             started_wall=time.time(),
+            caller_name=req.from_.display or "",
         )
         if len(self.legs) >= self.max_calls:
             self.sip.ua.reject(event.call, 503, now, headers=[("Retry-After", "5")])
@@ -264,6 +269,17 @@ class CallManager:
         self.sip.ua.hangup(ref, self.sip.now())
         self.sip.flush()
         self._finish(ref, "local-hangup")
+
+    def refer_call(self, ref: ev.CallRef, target_uri: str) -> bool:
+        """Send a REFER (blind transfer) on an answered call; False if not possible."""
+        leg = self.legs.get(ref)
+        if leg is None or leg.finished or not leg.answered:
+            return False
+        sent = self.sip.ua.refer(ref, target_uri, self.sip.now())
+        self.sip.flush()
+        if sent:
+            log.info("call.refer", call_id=leg.info.call_id, target=target_uri)
+        return sent
 
     def _finish(self, ref: ev.CallRef, reason: str) -> None:
         leg = self.legs.pop(ref, None)

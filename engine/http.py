@@ -1,4 +1,4 @@
-"""The engine's HTTP API: ``/health`` and Prometheus ``/metrics``.
+"""The engine's HTTP API: ``/health``, Prometheus ``/metrics``, ``/calls/recent``.
 
 A thin aiohttp shell: handlers read from the objects the composition root
 passes in and hold no state of their own.
@@ -14,10 +14,17 @@ from aiohttp import web
 from engine.metrics import EngineMetrics
 
 HealthProbe = Callable[[], dict[str, Any]]
+RecentCalls = Callable[[int], list[dict[str, Any]]]
 
 
-def build_app(metrics: EngineMetrics, health: HealthProbe) -> web.Application:
-    """An aiohttp application serving the engine's read-only endpoints."""
+def build_app(
+    metrics: EngineMetrics, health: HealthProbe, recent_calls: RecentCalls | None = None
+) -> web.Application:
+    """An aiohttp application serving the engine's read-only endpoints.
+
+    ``GET /calls/recent?limit=N`` (default 50, at most 1000): finished calls,
+    newest first, with the flow path each took.
+    """
 
     async def get_health(_request: web.Request) -> web.Response:
         body = health()
@@ -30,9 +37,18 @@ def build_app(metrics: EngineMetrics, health: HealthProbe) -> web.Application:
             headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
         )
 
+    async def get_recent(request: web.Request) -> web.Response:
+        raw = request.query.get("limit", "50")
+        if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+            return web.json_response(
+                {"error": f"limit must be a whole number from 1 to 1000, got {raw!r}"}, status=400
+            )
+        return web.json_response(recent_calls(int(raw)) if recent_calls else [])
+
     app = web.Application()
     app.router.add_get("/health", get_health)
     app.router.add_get("/metrics", get_metrics)
+    app.router.add_get("/calls/recent", get_recent)
     return app
 
 

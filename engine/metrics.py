@@ -36,6 +36,19 @@ class EngineMetrics:
         self.sip_parse_errors = Counter(
             "callcore_sip_parse_errors_total", "SIP messages that failed to parse", registry=r
         )
+        self.flow_node_visits = Counter(
+            "callcore_flow_node_visits_total",
+            "IVR flow nodes entered, by flow and node",
+            ["flow", "node"],
+            registry=r,
+        )
+        self.flow_calls = Counter(
+            "callcore_flow_calls_total",
+            "IVR flow runs finished, by entry flow and outcome (hangup, queue, transfer,"
+            " voicemail, overflow, no_agents, abandoned, caller_hangup, error, no_route)",
+            ["flow", "outcome"],
+            registry=r,
+        )
         self.tick_lateness = Histogram(
             "callcore_media_tick_lateness_seconds",
             "How late the shared media clock fired",

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ivr.actions import PlayFile, PromptItem, SayText, Silence, Tone
+from ivr.expressions import is_template
 from ivr.model import (
     Flow,
     GatherNode,
@@ -37,7 +38,6 @@ from ivr.model import (
 
 __all__ = [
     "PromptUse",
-    "is_template",
     "iter_prompts",
     "pick_text",
     "play_refs",
@@ -51,11 +51,6 @@ Render = Callable[[str], str]
 """Renders a template text with the call's variables."""
 
 PROMPT_FIELDS = ("prompt", "no_input_prompt", "invalid_prompt")
-
-
-def is_template(text: str) -> bool:
-    """Whether ``text`` uses Jinja syntax (and so depends on call variables)."""
-    return "{{" in text or "{%" in text or "{#" in text
 
 
 def pick_text(text: str | Mapping[str, str], language: str, flow_language: str) -> tuple[str, str]:

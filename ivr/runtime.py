@@ -56,11 +56,15 @@ language
     ``default``, else the flow's language. Texts given per language follow it.
 
 Variables seen by expressions and templates: the flow's ``variables``
-(entering another flow adds its defaults for names not set yet), what the
-run stored (gather, lookup, queue_outcome, voicemail, set), and built-ins
-(:data:`BUILTINS`, read-only but ``language``): ``caller``, ``called``,
-``call_id``, ``now`` (aware datetime), ``language``, ``flow`` (current
-flow name), ``digits`` (the last menu choice or gathered input).
+(entering another flow adds its defaults for names not set yet), what
+``set`` and ``gather`` stored, what the run stored (:data:`RUN_DEFAULTS`:
+``customer`` (the default lookup variable), ``queue`` and
+``queue_outcome``, ``transfer_ok``, ``voicemail``, ``lookup_error``; None
+until set) and the read-only built-ins (:data:`BUILTINS`): ``caller``,
+``caller_name``, ``called``, ``call_id``, ``now`` (aware datetime),
+``language`` (settable: switches the caller's language), ``flow`` and
+``node`` (where the run is), ``digits`` (the last menu choice or gathered
+input), ``attempt`` (1, 2 ... at the current menu/gather try, else 0).
 
 Guards: more than ``Limits.max_steps`` nodes in one call, more than
 ``Limits.max_silent_steps`` nodes in a row without waiting on the caller
@@ -99,6 +103,7 @@ from ivr.actions import (
     TransferResult,
     VoicemailResult,
 )
+from ivr.expressions import is_template
 from ivr.model import (
     Flow,
     GatherNode,
@@ -120,7 +125,7 @@ from ivr.model import (
     VoicemailNode,
     split_target,
 )
-from ivr.prompts import is_template, resolve_prompt, say_item
+from ivr.prompts import resolve_prompt, say_item
 
 __all__ = [
     "BUILTINS",
@@ -132,7 +137,20 @@ __all__ = [
     "Visit",
 ]
 
-BUILTINS = frozenset({"caller", "called", "call_id", "now", "language", "flow", "digits"})
+BUILTINS = frozenset(
+    {"caller", "caller_name", "called", "call_id", "now", "language", "flow", "node", "digits",
+     "attempt"}
+)  # fmt: skip
+"""Read-only variables (but ``language``, which switches the caller's language)."""
+RUN_DEFAULTS: Mapping[str, Any] = {
+    "customer": None,
+    "queue": None,
+    "queue_outcome": None,
+    "transfer_ok": None,
+    "voicemail": None,
+    "lookup_error": None,
+}
+"""Variables the run sets (lookup, queue, transfer, voicemail nodes), None until then."""
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -184,9 +202,8 @@ Compiled = Callable[[Mapping[str, Any]], Any]
 class CompiledExpressions:
     """Conditions, values and templates compiled once per source text.
 
-    Share one instance between the runs of a flow set (the engine keeps one
-    per flow-set digest). The compile functions default to
-    :mod:`ivr.expressions` (sandboxed Jinja).
+    The compile functions default to :mod:`ivr.expressions` (sandboxed
+    Jinja); :meth:`of` uses the ones a loaded flow set compiled at load time.
     """
 
     def __init__(
@@ -204,6 +221,15 @@ class CompiledExpressions:
             template = template or expressions.compile_template
         self._compilers = {"condition": condition, "value": value, "template": template}
         self._cache: dict[tuple[str, str], Compiled] = {}
+
+    @classmethod
+    def of(cls, flowset: object) -> CompiledExpressions:
+        """The flow set's own compiled expressions (``condition``/``value``/
+        ``template`` methods of :class:`ivr.loader.FlowSet`), else compiled here."""
+        fns = [getattr(flowset, k, None) for k in ("condition", "value", "template")]
+        if all(callable(f) for f in fns):
+            return cls(condition=fns[0], value=fns[1], template=fns[2])
+        return cls()
 
     def get(self, kind: str, src: str) -> Compiled:
         """The compiled ``kind`` (condition, value, template) of ``src``."""
@@ -252,6 +278,7 @@ class FlowRun:
         called: str,
         call_id: str,
         now: datetime,
+        caller_name: str = "",
         flow: str | None = None,
         node: str | None = None,
         language: str | None = None,
@@ -275,15 +302,17 @@ class FlowRun:
                 raise FlowRuntimeError(f"no flow for number {called!r}")
         self.entry = entry.flow
         self.caller = caller
+        self.caller_name = caller_name
         self.called = called
         self.call_id = call_id
         self.now = now
         self.language = language or entry.language
         self.limits = limits or Limits()
-        self.exprs = expressions or CompiledExpressions()
+        self.exprs = expressions or CompiledExpressions.of(flowset)
         self.variables: dict[str, Any] = {}
         self.path: list[Visit] = []
         self.digits: str | None = None
+        self.attempt = 0
         self.ended: Hangup | None = None
         self.error: str | None = None
         self._state = _State(entry, node or entry.start)
@@ -340,6 +369,8 @@ class FlowRun:
             pending = self._pending
             if isinstance(pending, Enqueue):
                 self.ended = Hangup("abandoned", pending.queue)
+            elif isinstance(pending, RecordVoicemail):  # hanging up ends a message
+                self.ended = Hangup("voicemail", pending.mailbox)
             else:
                 self.ended = Hangup("caller_hangup", self._where())
             self._pending = None
@@ -366,15 +397,19 @@ class FlowRun:
     # ------------------------------------------------------------ helpers
     def scope(self) -> dict[str, Any]:
         """The variables expressions see (built-ins win over stored names)."""
-        scope = dict(self.variables)
+        scope = dict(RUN_DEFAULTS)
+        scope.update(self.variables)
         scope.update(
             caller=self.caller,
+            caller_name=self.caller_name,
             called=self.called,
             call_id=self.call_id,
             now=self.now,
             language=self.language,
             flow=self._state.flow.flow,
+            node=self._state.node,
             digits=self.digits,
+            attempt=self.attempt,
         )
         return scope
 
@@ -470,6 +505,7 @@ class FlowRun:
                     f" stopping (last: {' -> '.join(self.labels()[-6:])}). A goto/if loop?"
                 )
             self._silent += 1
+            self.attempt = 0
             self.path.append(Visit(flow.flow, state.node, node.type, self.now))
             handler = getattr(self, f"_node_{node.type}")
             nxt: _Next = yield from handler(node)
@@ -520,6 +556,7 @@ class FlowRun:
         tries = 0
         lead: Any = None
         while True:
+            self.attempt = tries + 1
             parts = self._prompt(lead) + self._prompt(node.prompt)
             digit = yield from self._one_digit(parts, node.barge_in, node.timeout)
             lead = None
@@ -546,6 +583,7 @@ class FlowRun:
         lead: Any = None
         term = node.terminator
         while True:
+            self.attempt = tries + 1
             typed = "".join(self._typeahead)
             self._typeahead.clear()
             if not typed:
@@ -638,6 +676,7 @@ class FlowRun:
         return node.found
 
     def _node_queue(self, node: QueueNode) -> Step:
+        self.variables["queue"] = node.queue
         want = Enqueue(node.queue, dict(node.skills), node.priority, node.max_wait)
         got: QueueResult = yield from self._ask(want)
         self.variables["queue_outcome"] = got.outcome
@@ -650,6 +689,7 @@ class FlowRun:
     def _node_transfer(self, node: TransferNode) -> Step:
         to = self._text(node.to)
         got: TransferResult = yield from self._ask(Transfer(to))
+        self.variables["transfer_ok"] = got.ok
         if got.ok:
             return Hangup("transfer", to)
         return node.failed or Hangup("hangup", f"transfer to {to} failed")

@@ -25,6 +25,8 @@ class CallControl(Protocol):
 
     def hangup_call(self, ref: CallRef) -> None: ...
 
+    def refer_call(self, ref: CallRef, target_uri: str) -> bool: ...
+
 
 @dataclass
 class CallInfo:
@@ -39,6 +41,8 @@ class CallInfo:
     started_wall: float
     digits: list[tuple[float, str, str]] = field(default_factory=list)
     """(loop time, digit, source) of every digit heard."""
+    caller_name: str = ""
+    """The display name of the From header (empty when none)."""
 
 
 class CallHungUp(Exception):
@@ -66,6 +70,7 @@ class Call:
         self._next_tag = 0
         self.ended = asyncio.Event()
         self.end_reason = ""
+        self._refer: asyncio.Queue[int] | None = None
 
     # Called by the engine (media callbacks run on the loop thread).
     def digit_received(self, digit: str, source: str) -> None:
@@ -78,6 +83,11 @@ class Call:
         fut = self._playing.pop(tag, None) if isinstance(tag, int) else None
         if fut is not None and not fut.done():
             fut.set_result(not event.interrupted)
+
+    def refer_status(self, status: int) -> None:
+        """A transfer's progress: the REFER's final status, then each NOTIFY's."""
+        if self._refer is not None:
+            self._refer.put_nowait(status)
 
     def mark_ended(self, reason: str) -> None:
         self.end_reason = reason
@@ -127,6 +137,58 @@ class Call:
         if self.ended.is_set():
             raise CallHungUp(self.end_reason)
         return None
+
+    async def transfer(self, target_uri: str, *, timeout: float = 32.0) -> tuple[bool, int | None]:
+        """Blind transfer (REFER) to ``target_uri``: ``(accepted, status)``.
+
+        A refused REFER, or a NOTIFY reporting a final failure (sipfrag 3xx-6xx),
+        gives ``(False, status)``; a NOTIFY with a 2xx gives ``(True, status)``.
+        When the REFER was accepted (2xx) but no final NOTIFY came within
+        ``timeout`` seconds, or the peer hung up first (it usually sends BYE once
+        the transfer is under way), the transfer counts as done. ``(False, None)``
+        when the REFER could not be sent (the dialog is not confirmed) or no
+        answer came at all. Raises CallHungUp if the call ends before the
+        REFER was accepted.
+        """
+        if self.ended.is_set():
+            raise CallHungUp(self.end_reason)
+        statuses: asyncio.Queue[int] = asyncio.Queue()
+        self._refer = statuses
+        try:
+            if not self._control.refer_call(self.ref, target_uri):
+                return False, None
+            deadline = self._loop.time() + timeout
+            accepted: int | None = None
+            while True:
+                remaining = deadline - self._loop.time()
+                if remaining <= 0:
+                    return accepted is not None, accepted
+                getter = asyncio.ensure_future(statuses.get())
+                ended = asyncio.ensure_future(self.ended.wait())
+                try:
+                    done, _ = await asyncio.wait(
+                        {getter, ended}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+                    )
+                finally:
+                    ended.cancel()
+                    if not getter.done():
+                        getter.cancel()
+                if getter in done:
+                    status = getter.result()
+                    if accepted is None:  # the REFER's own answer
+                        if not 200 <= status < 300:
+                            return False, status
+                        accepted = status
+                    elif 200 <= status < 300:
+                        return True, status
+                    elif status >= 300:
+                        return False, status
+                elif self.ended.is_set():
+                    if accepted is None:
+                        raise CallHungUp(self.end_reason)
+                    return True, accepted
+        finally:
+            self._refer = None
 
     def flush_digits(self) -> None:
         """Forget digits typed ahead."""

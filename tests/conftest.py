@@ -8,8 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from engine.app import Engine
+from engine.app import GREETING, Engine
 from engine.config import EngineConfig
+from engine.greeting import GreetingApplication
+from media.prompts.audio import load_audio
+from media.prompts.player import Prompt
 
 ROOT = Path(__file__).resolve().parent.parent
 FLOWS = ROOT / "flows"
@@ -32,10 +35,15 @@ def engine_config(tmp_path: Path, **overrides: object) -> EngineConfig:
     return base.__class__(**{**base.__dict__, **overrides})
 
 
+def greeting_application() -> GreetingApplication:
+    """The greeting application on the shipped greeting (whatever flows ship)."""
+    return GreetingApplication(Prompt(load_audio(FLOWS / GREETING), name="greeting"))
+
+
 @pytest.fixture
 async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
-    """A started engine with the default (greeting) application."""
-    eng = Engine(engine_config(tmp_path))
+    """A started engine with the greeting application (not the shipped flows)."""
+    eng = Engine(engine_config(tmp_path), application=greeting_application())
     await eng.start()
     try:
         yield eng

@@ -20,7 +20,7 @@ from engine.app import Engine
 from media.g711 import alaw_decode
 from media.prompts.audio import load_audio
 from media.prompts.tones import dtmf_tone, silence
-from tests.conftest import engine_config
+from tests.conftest import engine_config, greeting_application
 from tests.pcap import read_udp_payloads
 from tests.peers.sipp import Sipp
 from tests.rtp_pcap import rtp_packets, write_pcap
@@ -82,7 +82,7 @@ async def test_uac_pcap_call_digit_and_capture(engine: Engine, transport: str) -
 
 
 async def test_cancel_while_ringing_gets_487_never_200(tmp_path: Path) -> None:
-    eng = Engine(engine_config(tmp_path, ring_seconds=5.0))
+    eng = Engine(engine_config(tmp_path, ring_seconds=5.0), application=greeting_application())
     await eng.start()
     try:
         sipp = Sipp(

@@ -1,19 +1,24 @@
 """The flow runtime, node by node: every action it asks for and where it goes.
 
-Flows are YAML files loaded by the real loader; each test answers the
-runtime's actions one by one, as a driver would, and checks the path, the
-variables and the terminal action.
+Flows are YAML files loaded (and validated) by the real loader; each test
+answers the runtime's actions one by one, as a driver would, and checks the
+path, the variables and the terminal action. What the validator refuses
+(loops without input, missing targets, unknown zones) is also guarded by the
+runtime itself: those tests build the flows without the validator
+(:class:`RawFlows`).
 """
 
 from __future__ import annotations
 
 import re
+import wave
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from ruamel.yaml import YAML
 
 from ivr.actions import (
     CollectDigits,
@@ -35,26 +40,51 @@ from ivr.actions import (
     TransferResult,
     VoicemailResult,
 )
+from ivr.expressions import BUILTIN_VARIABLES
+from ivr.loader import load_flowset
+from ivr.model import Flow
 from ivr.runtime import FlowRun, FlowRuntimeError, Limits
-from tests.ivr_fallback import expressions, load_flowset
+from media.prompts.tones import tone
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=TOKYO)
-EXPR = expressions()
 
 
 def flowset(tmp_path: Path, *flows: str, routes: str | None = None) -> Any:
+    for old in tmp_path.glob("*.yaml"):
+        old.unlink()
     for text in flows:
         m = re.search(r"^flow: (\S+)", text, re.M)
         assert m, text
         (tmp_path / f"{m.group(1)}.yaml").write_text(text)
     (tmp_path / "routes.yaml").write_text(routes or "routes: []\ndefault: main\n")
+    (tmp_path / "queues.yaml").write_text("queues:\n  sales: {}\n")
     return load_flowset(tmp_path)
+
+
+class RawFlows:
+    """Flows parsed by the model only, without the loader's validator."""
+
+    def __init__(self, *texts: str) -> None:
+        flows = [Flow.model_validate(YAML(typ="safe").load(t)) for t in texts]
+        self.flows = {f.flow: f for f in flows}
+
+    def flow_for(self, number: str) -> Flow:
+        return self.flows["main"]
 
 
 def new_run(fs: Any, **kw: Any) -> FlowRun:
     kw.setdefault("now", T0)
-    return FlowRun(fs, caller="+81312345678", called="5000", call_id="c1", expressions=EXPR, **kw)
+    return FlowRun(fs, caller="+81312345678", called="5000", call_id="c1", **kw)
+
+
+def write_wav(path: Path, audio: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(audio.tobytes())
 
 
 class Driver:
@@ -162,6 +192,7 @@ nodes:
 
 
 def test_play_node_files_sounds_and_templated_names(tmp_path: Path) -> None:
+    write_wav(tmp_path / "prompts" / "welcome.wav", tone((440,), 200))
     fs = flowset(
         tmp_path,
         """
@@ -196,6 +227,7 @@ nodes:
       - say: "  "
       - say: {fr: Bonjour}
     options: {"1": m}
+    no_input: m
 """,
     )
     d = Driver(new_run(fs, language="es"))
@@ -310,8 +342,7 @@ nodes:
     assert texts(d.expect(Play)) == ["Bye."]
     assert d.answer(NOPLAY) == Hangup("hangup")
 
-    fs = flowset(tmp_path, base)
-    run = new_run(fs)
+    run = new_run(RawFlows(base))  # the validator wants a no_input target
     d = Driver(run)
     d.expect(Play, NOPLAY)
     end = d.answer(timeout())
@@ -488,7 +519,8 @@ def test_expression_error_ends_the_run_naming_flow_and_node(tmp_path: Path) -> N
 flow: main
 start: c
 nodes:
-  c: {type: if, condition: "1 / 0", then: c, else: c}
+  c: {type: if, condition: "1 / 0", then: d, else: d}
+  d: {type: hangup}
 """,
     )
     run = new_run(fs)
@@ -552,7 +584,7 @@ def test_hours_holiday_defaults_to_closed_and_bad_zone_is_an_error(tmp_path: Pat
     d = Driver(new_run(flowset(tmp_path, text), now=datetime(2026, 12, 25, 15, tzinfo=UTC)))
     assert texts(d.expect(Play)) == ["Closed."]
     text = HOURS.replace("America/New_York", "Mars/Olympus")
-    end = new_run(flowset(tmp_path, text)).start()
+    end = new_run(RawFlows(text)).start()
     assert end == Hangup(
         "error", "flow 'main', node 'h': unknown time zone 'Mars/Olympus' (use e.g. Asia/Tokyo)"
     )
@@ -734,6 +766,7 @@ variables: {shared: main}
 start: g
 nodes:
   g: {type: goto, target: "other:"}
+  end: {type: say, text: Back.}
 """,
         """
 flow: other
@@ -744,9 +777,6 @@ nodes:
   b: {type: goto, target: "main:end"}
 """,
     )
-    text = (tmp_path / "main.yaml").read_text() + "  end: {type: say, text: Back.}\n"
-    (tmp_path / "main.yaml").write_text(text)
-    fs = load_flowset(tmp_path)
     run = new_run(fs)
     d = Driver(run)
     assert texts(d.expect(Play)) == ["main 1"]
@@ -770,7 +800,7 @@ nodes:
 flow: auth
 start: ask
 nodes:
-  ask: {type: gather, prompt: PIN?, variable: pin, max_length: 4, next: ret}
+  ask: {type: gather, prompt: PIN?, variable: pin, max_length: 4, next: ret, no_input: ret}
   ret: {type: return}
   short: {type: say, text: Short.}
 """,
@@ -797,14 +827,13 @@ nodes:
 """,
     )
     assert new_run(fs).start() == Hangup("hangup")
-    fs = flowset(
-        tmp_path,
+    fs = RawFlows(
         """
 flow: main
 start: deeper
 nodes:
   deeper: {type: subflow, flow: main, next: deeper}
-""",
+"""
     )
     end = new_run(fs, limits=Limits(max_depth=3)).start()
     assert end == Hangup("error", "flow 'main', node 'deeper': subflows nested more than 3 deep")
@@ -848,15 +877,14 @@ nodes:
 
 # ------------------------------------------------------------------ guards
 def test_goto_loop_without_caller_is_stopped(tmp_path: Path) -> None:
-    fs = flowset(
-        tmp_path,
+    fs = RawFlows(
         """
 flow: main
 start: a
 nodes:
   a: {type: goto, target: b}
   b: {type: if, condition: "true", then: a, else: a}
-""",
+"""
     )
     run = new_run(fs, limits=Limits(max_silent_steps=50))
     end = run.start()
@@ -874,7 +902,7 @@ def test_step_limit_with_a_caller_in_the_loop(tmp_path: Path) -> None:
 flow: main
 start: m
 nodes:
-  m: {type: menu, prompt: Again?, options: {"1": s}}
+  m: {type: menu, prompt: Again?, options: {"1": s}, no_input: s}
   s: {type: say, text: Again., next: m}
 """,
     )
@@ -889,14 +917,13 @@ nodes:
 
 
 def test_missing_target_and_missing_flow(tmp_path: Path) -> None:
-    fs = flowset(
-        tmp_path,
+    fs = RawFlows(
         """
 flow: main
 start: a
 nodes:
   a: {type: goto, target: "nowhere:"}
-""",
+"""
     )
     assert new_run(fs).start() == Hangup(
         "error", "flow 'main', node 'a': target 'nowhere:': there is no flow 'nowhere'"
@@ -931,7 +958,7 @@ nodes:
         run.resume(key("1"), T0)
     with pytest.raises(RuntimeError, match="called twice"):
         run.start()
-    run2 = FlowRun(fs, caller="x", called="7777", call_id="c2", now=T0, expressions=EXPR)
+    run2 = FlowRun(fs, caller="x", called="7777", call_id="c2", now=T0)
     assert run2.entry == "main"
     with pytest.raises(ValueError, match="timezone-aware"):
         FlowRun(fs, caller="x", called="1", call_id="c", now=datetime(2026, 1, 1))
@@ -943,3 +970,53 @@ def test_caller_hang_up_mid_menu(tmp_path: Path) -> None:
     end = run.caller_hung_up(T0 + timedelta(seconds=3))
     assert end == Hangup("caller_hangup", "main:menu") and run.finished
     assert run.caller_hung_up(T0) is end
+
+
+def test_missing_node_is_an_error_naming_where_it_came_from() -> None:
+    fs = RawFlows(
+        """
+flow: main
+start: a
+nodes:
+  a: {type: goto, target: zzz}
+"""
+    )
+    assert new_run(fs).start() == Hangup(
+        "error", "flow 'main' has no node 'zzz': fix the target that leads here (after ['a'])"
+    )
+
+
+def test_scope_has_every_variable_the_validator_knows(tmp_path: Path) -> None:
+    run = new_run(flowset(tmp_path, MENU), caller_name="Alice Smith")
+    run.start()
+    scope = run.scope()
+    assert set(scope) >= BUILTIN_VARIABLES
+    assert scope["caller_name"] == "Alice Smith" and scope["node"] == "menu"
+    assert scope["customer"] is None and scope["attempt"] == 1
+
+
+def test_attempt_counts_tries_in_prompts(tmp_path: Path) -> None:
+    fs = flowset(
+        tmp_path,
+        """
+flow: main
+start: m
+nodes:
+  m:
+    type: menu
+    prompt: "{% if attempt > 1 %}Try {{ attempt }}. {% endif %}Press 1."
+    options: {"1": t}
+    no_input: t
+  t: {type: transfer, to: "sip:op@pbx", failed: bye}
+  bye: {type: hangup, prompt: "Transfer ok {{ transfer_ok }}."}
+""",
+    )
+    d = Driver(new_run(fs))
+    assert texts(d.expect(Play)) == ["Press 1."]
+    d.answer(NOPLAY)
+    d.expect(CollectDigits, timeout())
+    assert texts(d.expect(Play)) == ["Try 2. Press 1."]
+    d.answer(PlayResult("1"))
+    d.expect(Transfer, TransferResult(False, 486))
+    assert texts(d.expect(Play)) == ["Transfer ok False."]
+    assert d.run.scope()["attempt"] == 0
