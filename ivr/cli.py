@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from engine.config import EngineConfig, parse_hostport, parse_range
+from ivr.flowcli import flows
 
 
 def _hostport(what: str):  # type: ignore[no-untyped-def]
@@ -157,6 +158,9 @@ def schema(output: Path | None, routes: bool) -> None:
     else:
         output.write_text(text, encoding="utf-8")
         click.echo(f"wrote {output}", err=True)
+
+
+cli.add_command(flows)
 
 
 def main() -> None:

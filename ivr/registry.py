@@ -59,6 +59,7 @@ __all__ = [
     "PublishResult",
     "ReloadMetrics",
     "diagnostic_dict",
+    "relocate_diagnostics",
 ]
 
 log = structlog.get_logger("ivr.registry")
@@ -190,7 +191,7 @@ def _diagnostics_of(exc: BaseException) -> tuple[Any, ...]:
         return ()
 
 
-def _relocate(diags: tuple[Any, ...], staged: Path, folder: Path) -> tuple[Any, ...]:
+def relocate_diagnostics(diags: tuple[Any, ...], staged: Path, folder: Path) -> tuple[Any, ...]:
     """Diagnostics of a staging folder, shown against the real flows folder."""
     out = []
     for d in diags:
@@ -367,10 +368,10 @@ class FlowRegistry(Generic[F]):
             await asyncio.to_thread(stage_overlay, self.folder, base, dest)
             flowset = await asyncio.to_thread(self._load, dest)
         except Exception as exc:
-            return _relocate(_diagnostics_of(exc), dest, self.folder) or (str(exc),)
+            return relocate_diagnostics(_diagnostics_of(exc), dest, self.folder) or (str(exc),)
         finally:
             await asyncio.to_thread(_rmtree, dest)
-        return _relocate(tuple(getattr(flowset, "warnings", ())), dest, self.folder)
+        return relocate_diagnostics(tuple(getattr(flowset, "warnings", ())), dest, self.folder)
 
     # ------------------------------------------------------------ helpers
     async def _write_candidate(
@@ -383,7 +384,7 @@ class FlowRegistry(Generic[F]):
             await asyncio.to_thread(stage_overlay, self.folder, files, dest)
             await asyncio.to_thread(self._load, dest)
         except Exception as exc:
-            diags = _relocate(_diagnostics_of(exc), dest, self.folder)
+            diags = relocate_diagnostics(_diagnostics_of(exc), dest, self.folder)
             if not diags:
                 return self._refuse(exc, now=now, source=source, validation=0.0)
             errors = sum(1 for d in diags if getattr(d, "severity", "error") == "error")

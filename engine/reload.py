@@ -1,0 +1,94 @@
+"""Hot reload of the flows folder, as the engine wires it.
+
+:class:`FlowReload` owns the version store (``DATA/callcore.db``), the
+:class:`~ivr.registry.FlowRegistry` and the folder
+:class:`~ivr.watch.FlowWatcher`, and mounts the ``/flows/`` API
+(:mod:`engine.flowapi`). The flow driver reads ``registry.current`` for each
+new call (:meth:`FlowReload.attach`) and renders every version's prompts
+before it is swapped in.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import structlog
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from engine.config import EngineConfig
+from engine.flowapi import flows_app
+from ivr.loader import FlowSet, load_flowset
+from ivr.registry import FlowRegistry, PublishResult, ReloadMetrics
+from ivr.versions import DB_NAME, VersionStore
+from ivr.watch import FlowWatcher
+from media.prompts.sounds import SoundLibrary
+
+__all__ = ["FlowReload", "default_loader"]
+
+log = structlog.get_logger("engine.reload")
+
+
+def default_loader(config: EngineConfig) -> Callable[[Path], FlowSet]:
+    """The loader the engine publishes with: ``sound:`` names checked against its roots."""
+    sounds = SoundLibrary([config.flows_dir / "prompts", *config.sounds_dirs])
+    return functools.partial(load_flowset, sounds=sounds)
+
+
+class FlowReload:
+    """Version store + registry + watcher of one engine (see module docstring).
+
+    Raises :class:`~ivr.versions.VersionStoreError` when the database cannot
+    be opened (corrupt, locked, unwritable): the text says how to fix it.
+    """
+
+    def __init__(
+        self,
+        config: EngineConfig,
+        metrics: CollectorRegistry | None = None,
+        *,
+        load: Callable[[Path], FlowSet] | None = None,
+        clock: Callable[[], float] = time.time,
+        quiet: float = 0.15,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.store = VersionStore(config.data_dir / DB_NAME)
+        self.registry: FlowRegistry[FlowSet] = FlowRegistry(
+            config.flows_dir,
+            store=self.store,
+            load=load or default_loader(config),
+            staging=config.data_dir / "flows-staging",
+            metrics=ReloadMetrics(metrics),
+            clock=clock,
+        )
+        self.watcher = FlowWatcher(config.flows_dir, self._changed, quiet=quiet)
+
+    def attach(self, flow_app: Any) -> None:
+        """Let ``flow_app`` take each new call's snapshot from the registry and render
+        every version's prompts before it goes live (an :class:`engine.flowapp.FlowApplication`)."""
+        flow_app.current = self.registry.current
+        prerender: Callable[[FlowSet], Awaitable[object]] = flow_app.prerender
+        self.registry.prerender = prerender
+
+    async def start(self) -> PublishResult:
+        """Publish the folder (or serve the last stored version) and start watching it."""
+        result = await self.registry.start(now=self.clock())
+        self.watcher.start()
+        return result
+
+    async def _changed(self, saved_at: float | None, _paths: frozenset[str]) -> None:
+        await self.registry.publish(now=self.clock(), source="watch", saved_at=saved_at)
+
+    def mount(self, app: web.Application) -> None:
+        """Serve ``/flows/...`` (versions, status, rollback, validate) on ``app``."""
+        app.add_subapp("/flows/", flows_app(self.registry, clock=self.clock))
+
+    async def stop(self) -> None:
+        """Stop watching and close the database."""
+        await self.watcher.stop()
+        self.store.close()
