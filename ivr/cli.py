@@ -160,6 +160,47 @@ def schema(output: Path | None, routes: bool) -> None:
         click.echo(f"wrote {output}", err=True)
 
 
+# ---------------------------------------------------------------- ivr graph
+@cli.command()
+@click.argument("path", type=click.Path(path_type=Path, exists=True))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="File to write (default: standard output)",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["svg", "png", "dot"]),
+    default=None,
+    help="Output format (default: from the -o suffix, else svg)",
+)
+@click.option("--flow", "flow_name", default=None, help="With a folder: draw only this flow")
+def graph(path: Path, output: Path | None, fmt: str | None, flow_name: str | None) -> None:
+    """Draw a flow file (or every flow of a folder) as a diagram (Graphviz).
+
+    Nodes are shaped and coloured by type; edges carry the digit or branch
+    (1, no_input, found, overflow...); targets in other flows are dashed.
+    """
+    from ivr.graphcli import draw
+
+    try:
+        data = draw(path, fmt=fmt, output=output, flow_name=flow_name, warn=_stderr)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    if output is None:
+        click.echo(data, nl=False)
+    else:
+        output.write_bytes(data)
+        click.echo(f"wrote {output}", err=True)
+
+
+def _stderr(text: str) -> None:
+    click.echo(text, err=True)
+
+
 cli.add_command(flows)
 
 

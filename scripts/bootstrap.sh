@@ -15,6 +15,7 @@ DEB_PACKAGES=(
   tshark              # RTP stream analysis in benchmarks
   chromium            # headless browser for WebRTC agent tests
   asterisk-core-sounds-en-wav asterisk-core-sounds-en  # real human prompts + their text
+  graphviz            # `dot`: renders `ivr graph` flow diagrams (SVG/PNG)
 )
 
 missing=()
