@@ -9,6 +9,7 @@ import click
 
 from engine.config import EngineConfig, parse_hostport, parse_range
 from ivr.flowcli import flows
+from ivr.simcli import simulate, test_flows
 
 
 def _hostport(what: str):  # type: ignore[no-untyped-def]
@@ -202,6 +203,8 @@ def _stderr(text: str) -> None:
 
 
 cli.add_command(flows)
+cli.add_command(simulate)
+cli.add_command(test_flows)
 
 
 def main() -> None:

@@ -192,6 +192,7 @@ def run_script(
     caller: str,
     called: str,
     at: datetime,
+    caller_name: str = "",
     digits: Sequence[str] = (),
     stubs: Stubs | None = None,
     flow: str | None = None,
@@ -212,6 +213,7 @@ def run_script(
     run = FlowRun(
         flowset,
         caller=caller,
+        caller_name=caller_name,
         called=called,
         call_id=call_id,
         now=now,
