@@ -348,8 +348,9 @@ def _reason(exc: TemplateError) -> str:
 def _refuse_private(tree: nodes.Node, source: str) -> None:
     """Compile-time refusal of ``_names``: the sandbox would refuse at run time
     too, but an admin should hear about it when the flow is loaded."""
-    bad: str | None = None
+    found: list[tuple[int, str]] = []
     for node in (tree, *tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Name))):
+        bad: str | None = None
         if isinstance(node, nodes.Getattr) and node.attr.startswith("_"):
             bad = node.attr
         elif (
@@ -362,14 +363,16 @@ def _refuse_private(tree: nodes.Node, source: str) -> None:
         elif isinstance(node, nodes.Name) and node.name.startswith("_"):
             bad = node.name
         if bad is not None:
-            offset = source.find(bad)
-            line, col = _line_col(source, max(offset, 0))
-            raise ExpressionError(
-                f"access to {bad!r} is not allowed (names starting with '_' are private)",
-                source,
-                line,
-                col,
-            )
+            found.append((max(source.find(bad), 0), bad))
+    if found:
+        offset, bad = min(found)
+        line, col = _line_col(source, offset)
+        raise ExpressionError(
+            f"access to {bad!r} is not allowed (names starting with '_' are private)",
+            source,
+            line,
+            col,
+        )
 
 
 # ------------------------------------------------------------- compiled

@@ -513,7 +513,7 @@ class _Checker:
                 doc,
                 pos,
                 f"{where}: audio {ref!r} is outside the flows folder",
-                f"put the file under {self.folder} (e.g. prompts/) and give its path "
+                "put the file under the flows folder (e.g. prompts/) and give its path "
                 "relative to that folder",
             )
             return
@@ -526,8 +526,7 @@ class _Checker:
                 doc,
                 pos,
                 f"{where}: audio file {ref!r} not found (looked for {full})",
-                f"{near}paths are relative to the flows folder {self.folder}; "
-                "sound:NAME plays Asterisk sounds",
+                f"{near}paths are relative to the flows folder; sound:NAME plays Asterisk sounds",
             )
 
     # ------------------------------------------------------------ routes
