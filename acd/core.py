@@ -1,0 +1,1130 @@
+"""The ACD router: a pure state machine driven by inputs that carry ``now``.
+
+    router = Router(config)                   # acd.config.load_config(path)
+    effects = router.handle(EnqueueCall(now, "c1", "billing"))
+    deadline = router.next_deadline()         # arm one timer for this
+    effects = router.on_timer(deadline)       # ring-no-answer, wrap-up, leases...
+    records = router.drain_records()          # acd.records, for metrics
+
+No I/O, no clock, no asyncio: the runtime turns effects (acd.events) into
+SIP actions and prompts, and feeds back what happened. ``handle`` runs
+every timer due by the input's ``now`` first, so a driver that only calls
+``handle`` still sees timers fire in order; time must not go backwards.
+
+The policy, and the rule this module keeps after every input:
+
+    No waiting call has an available agent that meets its step in force.
+
+* Fairness across queues: calls are served by ``Call.rank`` (highest
+  priority, then earliest first entry into the ACD) globally. When an
+  agent becomes available they get the best-ranked waiting call they
+  qualify for; a callback ranks exactly like the caller it replaces.
+* When a call starts waiting (arrives, is requeued after ring-no-answer,
+  or a routing step relaxes its requirement) the queue's strategy picks
+  among the available agents that qualify; by the rule above none of them
+  qualifies for any other waiting call, so no better-ranked call is passed over.
+* Ring-no-answer: the agent goes not_ready (``rna``) and the call goes back
+  to its place (its rank keeps the original enqueue time, so it is at the
+  head of the callers who came after it).
+
+:class:`acd.naive.NaiveRouter` is this same machine deciding by full scans.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Callable
+from typing import Any
+
+from sortedcontainers import SortedList
+
+from acd.events import (
+    AcdError,
+    AgentAnswer,
+    AgentDecline,
+    AgentLogin,
+    AgentLogout,
+    AgentNotReady,
+    AgentReady,
+    AgentStateChanged,
+    Announce,
+    CallbackAccepted,
+    CallbackRefused,
+    CancelOffer,
+    Effect,
+    EndWrapUp,
+    EnqueueCall,
+    Hangup,
+    Heartbeat,
+    Hold,
+    Input,
+    Offer,
+    Overflow,
+    RequestCallback,
+)
+from acd.ewt import HandleTimes, announcement_text, estimate_wait
+from acd.explain import Candidate, Explanation
+from acd.index import IndexedMatcher
+from acd.matching import Entry, Matcher
+from acd.model import (
+    AcdConfig,
+    Agent,
+    AgentState,
+    Call,
+    CallState,
+    OverflowAction,
+    QueueConfig,
+)
+from acd.persist import restore_router, snapshot_router
+from acd.records import (
+    AgentStateRecord,
+    Announced,
+    CallAbandoned,
+    CallAnswered,
+    CallbackRequested,
+    CallCompleted,
+    CallEnqueued,
+    CallOffered,
+    CallOverflowed,
+    CallRequeued,
+    Record,
+)
+from acd.strategies import Strategy, StrategyRegistry
+
+__all__ = ["Router", "check_config"]
+
+_AVAILABLE = AgentState.AVAILABLE
+_OFFLINE = AgentState.OFFLINE
+_WAITING = CallState.WAITING
+_RINGING = CallState.RINGING
+_ANSWERED = CallState.ANSWERED
+
+# timer kinds
+_RING = "ring"
+_WRAP = "wrap"
+_LEASE = "lease"
+_MAX_WAIT = "max_wait"
+_STEP = "step"
+_ANNOUNCE = "announce"
+_NO_AGENTS = "no_agents"
+
+
+def check_config(config: AcdConfig, strategies: StrategyRegistry) -> None:
+    """Raise :class:`AcdError` if the Router cannot run ``config`` (the
+    file loader, :mod:`acd.config`, reports these with file positions)."""
+    for name, queue in config.queues.items():
+        where = f"queue {name!r}"
+        if queue.name != name:
+            raise AcdError(f"{where} is filed under another name ({queue.name!r})")
+        if not queue.steps:
+            raise AcdError(f"{where} has no routing step")
+        for index, step in enumerate(queue.steps[:-1]):
+            if step.duration is None or step.duration <= 0:
+                raise AcdError(f"{where} step {index + 1} needs a positive duration")
+        if queue.strategy not in strategies:
+            raise AcdError(f"{where}: unknown strategy {queue.strategy!r}")
+        if queue.overflow.kind == "queue" and queue.overflow.target not in config.queues:
+            raise AcdError(f"{where} overflows to unknown queue {queue.overflow.target!r}")
+        if queue.ring_timeout <= 0:
+            raise AcdError(f"{where}: ring_timeout must be positive")
+        if queue.wrap_up < 0 or (queue.max_wait is not None and queue.max_wait < 0):
+            raise AcdError(f"{where}: wrap_up and max_wait cannot be negative")
+    for name, agent in config.agents.items():
+        if agent.name != name:
+            raise AcdError(f"agent {name!r} is filed under another name ({agent.name!r})")
+        for skill, level in agent.skills.items():
+            if not 1 <= level <= 5:
+                raise AcdError(f"agent {name!r}: level of {skill!r} must be 1-5, not {level}")
+
+
+class Router:
+    """Skill-based ACD (see the module docstring for the policy).
+
+    ``strategies``: the strategy registry (default: the built-ins);
+    ``candidates``: how many agents an explanation lists (chosen + runners-up);
+    ``aht_window``: completed calls in the rolling AHT of each queue.
+    """
+
+    def __init__(
+        self,
+        config: AcdConfig,
+        *,
+        strategies: StrategyRegistry | None = None,
+        candidates: int = 3,
+        aht_window: int = 100,
+    ) -> None:
+        self._strategies = strategies if strategies is not None else StrategyRegistry()
+        check_config(config, self._strategies)
+        self.config = config
+        self.records: list[Record] = []
+        self._candidates = max(1, candidates)
+        self._now = -math.inf
+        self._seq = 0
+        self._tseq = 0
+        self._timers: list[tuple[float, int, str, str, Any]] = []
+        self._agents: dict[str, Agent] = {}
+        self._by_index: list[Agent] = []
+        self._calls: dict[str, Call] = {}
+        self._lines: dict[str, SortedList] = {}
+        self._in_queue: dict[str, int] = {}
+        self._queue_agents: dict[str, list[int]] = {}
+        self._agent_queues: dict[int, tuple[str, ...]] = {}
+        self._staffed: dict[str, int] = {}
+        self._rr: dict[str, Entry] = {}
+        self._handle_times = HandleTimes(aht_window)
+        self._matcher: Matcher = self._make_matcher()
+        self._handlers: dict[type, Callable[[Any, list[Effect]], None]] = {
+            EnqueueCall: self._on_enqueue,
+            Hangup: self._on_hangup,
+            RequestCallback: self._on_callback,
+            AgentLogin: self._on_login,
+            AgentLogout: self._on_logout,
+            AgentReady: self._on_ready,
+            AgentNotReady: self._on_not_ready,
+            Heartbeat: self._on_heartbeat,
+            AgentAnswer: self._on_answer,
+            AgentDecline: self._on_decline,
+            Hold: self._on_hold,
+            EndWrapUp: self._on_end_wrap_up,
+        }
+        self._call_ids: dict[int, str] = {}
+        self._install(config)
+
+    def _make_matcher(self) -> Matcher:
+        """The decision engine (overridden by acd.naive.NaiveRouter)."""
+        return IndexedMatcher()
+
+    # ---------------------------------------------------------- public API
+    def handle(self, event: Input) -> list[Effect]:
+        """Apply one input (after the timers due by ``event.now``)."""
+        out: list[Effect] = []
+        self._advance(event.now, out)
+        handler = self._handlers.get(type(event))
+        if handler is None:
+            raise AcdError(f"not an ACD input: {event!r}")
+        handler(event, out)
+        return out
+
+    def on_timer(self, now: float) -> list[Effect]:
+        """Run every timer due by ``now``."""
+        out: list[Effect] = []
+        self._advance(now, out)
+        return out
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`on_timer` next has work (``None``: no timer)."""
+        timers = self._timers
+        while timers:
+            when, _, kind, target, token = timers[0]
+            if self._timer_valid(kind, target, token, when):
+                return when
+            heapq.heappop(timers)
+        return None
+
+    def drain_records(self) -> list[Record]:
+        """The records appended since the last drain (and forget them)."""
+        records, self.records = self.records, []
+        return records
+
+    def agent(self, name: str) -> Agent:
+        """The agent's runtime state (read only)."""
+        try:
+            return self._agents[name]
+        except KeyError:
+            raise AcdError(f"unknown agent {name!r}: add it to the configuration") from None
+
+    def agents(self) -> list[Agent]:
+        """Every configured agent, in configuration order (read only)."""
+        return list(self._by_index)
+
+    def call(self, call_id: str) -> Call | None:
+        """The call's state, ``None`` once it left the ACD (read only)."""
+        return self._calls.get(call_id)
+
+    def calls(self) -> list[Call]:
+        """Every call in the ACD (read only)."""
+        return list(self._calls.values())
+
+    def position(self, call_id: str) -> int | None:
+        """1 = next in its queue; ``None`` when not waiting."""
+        call = self._calls.get(call_id)
+        if call is None or call.state is not _WAITING:
+            return None
+        return self._lines[call.queue].bisect_left(call.rank) + 1
+
+    def estimate(self, call_id: str, now: float) -> float | None:
+        """Estimated remaining wait of a waiting call (see acd.ewt)."""
+        position = self.position(call_id)
+        if position is None:
+            return None
+        return self._ewt(self._calls[call_id].queue, position, now)
+
+    def staffed(self, queue: str) -> int:
+        """Logged-in agents able to take one of the queue's steps."""
+        return self._staffed[queue]
+
+    def waiting(self, queue: str) -> int:
+        """Calls waiting in the queue (callbacks included, ringing not)."""
+        return len(self._lines[queue])
+
+    def aht(self, queue: str) -> float:
+        """The queue's rolling average handle time (seconds)."""
+        return self._handle_times.aht(queue, self.config.queues[queue].default_aht)
+
+    # --------------------------------------------------------------- time
+    def _advance(self, now: float, out: list[Effect]) -> None:
+        if now < self._now:
+            raise AcdError(f"time went backwards: {now} after {self._now}")
+        timers = self._timers
+        while timers and timers[0][0] <= now:
+            when, _, kind, target, token = heapq.heappop(timers)
+            if self._timer_valid(kind, target, token, when):
+                self._now = when
+                self._fire(kind, target, token, when, out)
+        self._now = now
+
+    def _schedule(self, when: float, kind: str, target: str, token: Any = None) -> None:
+        self._tseq += 1
+        heapq.heappush(self._timers, (when, self._tseq, kind, target, token))
+
+    def _timer_valid(self, kind: str, target: str, token: Any, when: float) -> bool:
+        if kind in (_WRAP, _LEASE):
+            agent = self._agents.get(target)
+            if agent is None:
+                return False
+            if kind == _WRAP:
+                return agent.state is AgentState.WRAP_UP and agent.wrap_until == when
+            return agent.state is not _OFFLINE and agent.lease_until == when
+        call = self._calls.get(target)
+        if call is None or call.state is _ANSWERED:
+            return False
+        if kind == _RING:
+            return call.state is _RINGING and call.offer_seq == token
+        if kind == _MAX_WAIT:
+            return call.callback is None and call.max_wait_at == when
+        if kind == _STEP:
+            return call.step_until == when and token == (call.queue, call.step)
+        if kind == _ANNOUNCE:
+            return call.callback is None and call.next_announce == when
+        return call.state is _WAITING and call.no_agents_until == when  # _NO_AGENTS
+
+    def _fire(self, kind: str, target: str, token: Any, now: float, out: list[Effect]) -> None:
+        if kind == _RING:
+            call = self._calls[target]
+            for name in list(call.ringing):
+                self._withdraw(call, self._agents[name], now, "rna", AgentState.NOT_READY, out)
+        elif kind == _WRAP:
+            self._finish_wrap_up(self._agents[target], now, out)
+        elif kind == _LEASE:
+            self._lease_expired(self._agents[target], now, out)
+        elif kind == _MAX_WAIT:
+            call = self._calls[target]
+            call.max_wait_at = None
+            if call.state is _WAITING:
+                self._overflow(call, "max_wait", now, out)
+            else:
+                call.expired = True
+        elif kind == _STEP:
+            self._next_step(self._calls[target], now, out)
+        elif kind == _ANNOUNCE:
+            call = self._calls[target]
+            announce = self.config.queues[call.queue].announce
+            call.next_announce = None
+            if announce is not None and announce.every is not None:
+                call.next_announce = now + announce.every
+                self._schedule(call.next_announce, _ANNOUNCE, call.id)
+            if call.state is _WAITING:
+                self._announce(call, now, out)
+        else:  # _NO_AGENTS
+            call = self._calls[target]
+            call.no_agents_until = None
+            if self._staffed[call.queue] == 0:
+                self._overflow(call, "no_agents", now, out)
+
+    # ------------------------------------------------------------- inputs
+    def _on_enqueue(self, event: EnqueueCall, out: list[Effect]) -> None:
+        if event.call in self._calls:
+            queue = self._calls[event.call].queue
+            raise AcdError(f"call {event.call!r} is already in the ACD (queue {queue!r})")
+        if event.queue not in self.config.queues:
+            known = ", ".join(sorted(self.config.queues))
+            raise AcdError(f"unknown queue {event.queue!r} (known: {known})")
+        self._seq += 1
+        call = Call(
+            id=event.call,
+            queue=event.queue,
+            seq=self._seq,
+            priority=0,
+            own_priority=event.priority,
+            enqueued_at=event.now,
+            entered_at=event.now,
+            skills=dict(event.skills),
+            max_wait=event.max_wait,
+        )
+        self._calls[call.id] = call
+        self._enter(call, event.queue, event.now, None, out)
+
+    def _on_hangup(self, event: Hangup, out: list[Effect]) -> None:
+        call = self._calls.get(event.call)
+        if call is None:
+            return
+        now = event.now
+        if call.state is _ANSWERED:
+            self._end_answered(call, now, out)
+            return
+        queue = self.config.queues[call.queue]
+        position = self.position(call.id)
+        ringing = call.state is _RINGING
+        self._leave(call)
+        self._record(
+            CallAbandoned(
+                now,
+                call.id,
+                call.queue,
+                now - call.entered_at,
+                now - call.enqueued_at,
+                position,
+                call.ewt,
+                queue.sl_threshold,
+                queue.sl_target,
+                ringing,
+                call.callback is not None,
+            )
+        )
+        del self._calls[call.id]
+        if ringing:
+            for name in call.ringing:
+                agent = self._agents[name]
+                out.append(CancelOffer(call.id, name, "abandoned"))
+                agent.call = None
+                self._release(agent, now, out)
+
+    def _on_callback(self, event: RequestCallback, out: list[Effect]) -> None:
+        call = self._calls.get(event.call)
+        if call is None:
+            return
+        if call.state is not _WAITING:
+            out.append(CallbackRefused(call.id, "not_waiting"))
+            return
+        position = self.position(call.id) or 0
+        if call.callback is None:
+            self._record(
+                CallbackRequested(
+                    event.now, call.id, call.queue, event.now - call.entered_at, position
+                )
+            )
+        call.callback = event.number
+        call.next_announce = None
+        call.max_wait_at = None
+        out.append(CallbackAccepted(call.id, call.queue, position))
+
+    def _on_login(self, event: AgentLogin, out: list[Effect]) -> None:
+        agent = self.agent(event.agent)
+        now = event.now
+        lease = event.lease if event.lease is not None else agent.config.lease
+        if lease is not None:
+            agent.lease_until = now + lease
+            self._schedule(agent.lease_until, _LEASE, agent.name)
+        if agent.state is not _OFFLINE:
+            return
+        if agent.call is not None:  # still on the call they had when their lease expired
+            self._set_state(agent, AgentState.ON_CALL, now, "login", out)
+            if not event.ready:
+                agent.pending = (AgentState.NOT_READY, "login")
+            return
+        if event.ready:
+            self._set_state(agent, _AVAILABLE, now, "login", out)
+            self._dispatch_agent(agent, now, out)
+        else:
+            self._set_state(agent, AgentState.NOT_READY, now, "login", out)
+
+    def _on_logout(self, event: AgentLogout, out: list[Effect]) -> None:
+        self._agent_away(self.agent(event.agent), event.now, _OFFLINE, "logout", out)
+
+    def _on_not_ready(self, event: AgentNotReady, out: list[Effect]) -> None:
+        agent = self.agent(event.agent)
+        if agent.state is _OFFLINE:
+            return
+        self._agent_away(agent, event.now, AgentState.NOT_READY, event.reason, out)
+
+    def _on_ready(self, event: AgentReady, out: list[Effect]) -> None:
+        agent = self.agent(event.agent)
+        if agent.state is AgentState.NOT_READY:
+            self._set_state(agent, _AVAILABLE, event.now, "ready", out)
+            self._dispatch_agent(agent, event.now, out)
+        elif agent.state in (AgentState.ON_CALL, AgentState.WRAP_UP):
+            agent.pending = None
+
+    def _on_heartbeat(self, event: Heartbeat, out: list[Effect]) -> None:
+        agent = self.agent(event.agent)
+        ttl = event.ttl if event.ttl is not None else agent.config.lease
+        if agent.state is _OFFLINE or ttl is None:
+            return
+        agent.lease_until = event.now + ttl
+        self._schedule(agent.lease_until, _LEASE, agent.name)
+
+    def _on_answer(self, event: AgentAnswer, out: list[Effect]) -> None:
+        agent = self.agent(event.agent)
+        call = self._calls.get(event.call)
+        if call is None or call.state is not _RINGING or agent.name not in call.ringing:
+            return
+        now = event.now
+        others = [name for name in call.ringing if name != agent.name]
+        queue = self.config.queues[call.queue]
+        call.state = _ANSWERED
+        call.ringing = []
+        call.ring_until = None
+        call.agent = agent.name
+        call.answered_at = now
+        self._in_queue[call.queue] -= 1
+        agent.busy_since = now
+        self._set_state(agent, AgentState.ON_CALL, now, None, out)
+        self._record(
+            CallAnswered(
+                now,
+                call.id,
+                call.queue,
+                agent.name,
+                now - call.entered_at,
+                now - call.enqueued_at,
+                call.ewt,
+                queue.sl_threshold,
+                queue.sl_target,
+                call.callback is not None,
+            )
+        )
+        for name in others:
+            other = self._agents[name]
+            out.append(CancelOffer(call.id, name, "answered_elsewhere"))
+            other.call = None
+            self._release(other, now, out)
+
+    def _on_decline(self, event: AgentDecline, out: list[Effect]) -> None:
+        agent = self.agent(event.agent)
+        call = self._calls.get(event.call)
+        if call is None or call.state is not _RINGING or agent.name not in call.ringing:
+            return
+        self._withdraw(call, agent, event.now, "declined", AgentState.NOT_READY, out)
+
+    def _on_hold(self, event: Hold, out: list[Effect]) -> None:
+        call = self._calls.get(event.call)
+        if call is None or call.state is not _ANSWERED:
+            return
+        if event.on and call.hold_since is None:
+            call.hold_since = event.now
+        elif not event.on and call.hold_since is not None:
+            call.hold_time += event.now - call.hold_since
+            call.hold_since = None
+
+    def _on_end_wrap_up(self, event: EndWrapUp, out: list[Effect]) -> None:
+        agent = self.agent(event.agent)
+        if agent.state is AgentState.WRAP_UP:
+            self._finish_wrap_up(agent, event.now, out)
+
+    # ------------------------------------------------------ agent states
+    def _set_state(
+        self, agent: Agent, new: AgentState, now: float, reason: str | None, out: list[Effect]
+    ) -> None:
+        old = agent.state
+        if old is new and agent.reason == reason:
+            return
+        if old is _AVAILABLE and new is not _AVAILABLE:
+            self._matcher.remove_agent(agent)
+        self._record(
+            AgentStateRecord(now, agent.name, old.value, new.value, agent.state_since, reason)
+        )
+        agent.state = new
+        agent.state_since = now
+        agent.reason = reason
+        out.append(AgentStateChanged(agent.name, old, new, reason, now))
+        if new is _AVAILABLE and old is not _AVAILABLE:
+            agent.idle_since = now
+            self._matcher.add_agent(agent)
+        if old is _OFFLINE and new is not _OFFLINE:
+            for queue in self._agent_queues.get(agent.index, ()):
+                self._staffed[queue] += 1
+        elif new is _OFFLINE and old is not _OFFLINE:
+            agent.lease_until = None
+            for queue in self._agent_queues.get(agent.index, ()):
+                self._staffed[queue] -= 1
+                if self._staffed[queue] == 0:
+                    self._queue_empty(queue, now, out)
+
+    def _agent_away(
+        self, agent: Agent, now: float, state: AgentState, reason: str, out: list[Effect]
+    ) -> None:
+        """not_ready or logout: now, or after the current call."""
+        if agent.state in (AgentState.ON_CALL, AgentState.WRAP_UP):
+            agent.pending = (state, reason)
+        elif agent.state is AgentState.RESERVED:
+            call = self._calls[agent.call or ""]
+            cause = "agent_offline" if state is _OFFLINE else "agent_not_ready"
+            self._withdraw(call, agent, now, cause, state, out, reason)
+        elif agent.state is not _OFFLINE:
+            self._set_state(agent, state, now, reason, out)
+            if agent.removed and state is _OFFLINE:
+                self._forget_agent(agent)
+
+    def _release(self, agent: Agent, now: float, out: list[Effect]) -> None:
+        """The agent's offer or call is over: pending state, or available."""
+        if agent.removed:
+            self._set_state(agent, _OFFLINE, now, "removed", out)
+            self._forget_agent(agent)
+        elif agent.pending is not None:
+            state, reason = agent.pending
+            agent.pending = None
+            self._set_state(agent, state, now, reason, out)
+        elif agent.state is not _OFFLINE:
+            self._set_state(agent, _AVAILABLE, now, None, out)
+            self._dispatch_agent(agent, now, out)
+
+    def _lease_expired(self, agent: Agent, now: float, out: list[Effect]) -> None:
+        agent.lease_until = None
+        if agent.state is AgentState.RESERVED:
+            call = self._calls[agent.call or ""]
+            self._withdraw(call, agent, now, "lease_expired", _OFFLINE, out, "lease_expired")
+        elif agent.state is AgentState.WRAP_UP:
+            agent.pending = (_OFFLINE, "lease_expired")
+            self._finish_wrap_up(agent, now, out)
+        else:  # the call of an on_call agent goes on; it completes without wrap-up
+            self._set_state(agent, _OFFLINE, now, "lease_expired", out)
+
+    def _forget_agent(self, agent: Agent) -> None:
+        self._agents.pop(agent.name, None)
+
+    # ------------------------------------------------------ call flow
+    def _enter(
+        self, call: Call, queue_name: str, now: float, from_queue: str | None, out: list[Effect]
+    ) -> None:
+        """The call joins ``queue_name`` (arrival, or moved by overflow)."""
+        queue = self.config.queues[queue_name]
+        call.queue = queue_name
+        call.entered_at = now
+        call.visited = (*call.visited, queue_name)
+        call.priority = queue.priority + call.own_priority
+        call.state = _WAITING
+        call.expired = False
+        call.no_agents_until = None
+        max_wait = (
+            call.max_wait if from_queue is None and call.max_wait is not None else queue.max_wait
+        )
+        call.max_wait_at = None if max_wait is None or call.callback else now + max_wait
+        call.step = -1
+        self._set_step(call, now)
+        position = self._lines[queue_name].bisect_left(call.rank) + 1
+        call.ewt = self._ewt(queue_name, position, now)
+        self._record(
+            CallEnqueued(
+                now,
+                call.id,
+                queue_name,
+                call.priority,
+                call.enqueued_at,
+                position,
+                call.ewt,
+                from_queue,
+            )
+        )
+        self._in_queue[queue_name] += 1
+        if queue.max_length is not None and self._in_queue[queue_name] > queue.max_length:
+            self._overflow(call, "max_length", now, out)
+            return
+        if self._no_agents(call, queue, now, out):
+            return
+        self._wait(call)
+        if call.max_wait_at is not None:
+            self._schedule(call.max_wait_at, _MAX_WAIT, call.id)
+        self._dispatch_call(call, now, "call_arrived", out)
+        announce = queue.announce
+        call.next_announce = None
+        if announce is not None and call.callback is None and call.state is not _ANSWERED:
+            if announce.first <= 0:
+                if call.state is _WAITING:
+                    self._announce(call, now, out)
+                if announce.every is not None:
+                    call.next_announce = now + announce.every
+            else:
+                call.next_announce = now + announce.first
+            if call.next_announce is not None:
+                self._schedule(call.next_announce, _ANNOUNCE, call.id)
+
+    def _set_step(self, call: Call, now: float) -> None:
+        """Put the step in force for the call's time in queue (not re-indexed)."""
+        queue = self.config.queues[call.queue]
+        step, ends = queue.step_at(now - call.entered_at)
+        call.step = step
+        call.requirement = queue.steps[step].requirement.merged(call.skills)
+        call.step_until = None if ends is None else call.entered_at + ends
+        if call.step_until is not None:
+            self._schedule(call.step_until, _STEP, call.id, (call.queue, step))
+
+    def _next_step(self, call: Call, now: float, out: list[Effect]) -> None:
+        waiting = call.state is _WAITING
+        if waiting:
+            self._matcher.remove_call(call)
+        self._set_step(call, now)
+        if waiting:
+            self._matcher.add_call(call)
+            self._dispatch_call(call, now, "step_relaxed", out)
+
+    def _no_agents(self, call: Call, queue: QueueConfig, now: float, out: list[Effect]) -> bool:
+        """Apply the queue's no-agents policy; True if the call overflowed."""
+        if self._staffed[queue.name] > 0 or call.callback is not None:
+            return False
+        policy = queue.no_agents
+        if policy.mode == "overflow":
+            self._overflow(call, "no_agents", now, out)
+            return True
+        if policy.mode == "after" and call.no_agents_until is None:
+            call.no_agents_until = now + policy.after
+            self._schedule(call.no_agents_until, _NO_AGENTS, call.id)
+        return False
+
+    def _queue_empty(self, queue_name: str, now: float, out: list[Effect]) -> None:
+        """The last agent able to serve the queue logged out."""
+        queue = self.config.queues[queue_name]
+        if queue.no_agents.mode == "join":
+            return
+        line = self._lines[queue_name]
+        for rank in list(line):
+            call = self._calls[self._call_ids[rank[2]]]
+            if call.callback is not None:
+                continue
+            call.no_agents_until = None
+            self._no_agents(call, queue, now, out)
+
+    def _wait(self, call: Call) -> None:
+        call.state = _WAITING
+        self._matcher.add_call(call)
+        self._lines[call.queue].add(call.rank)
+        self._call_ids[call.seq] = call.id
+
+    def _leave(self, call: Call) -> None:
+        """The call stops being in its queue (abandoned, overflowed)."""
+        if call.seq in self._call_ids:
+            self._unwait(call)
+        if call.queue in self._in_queue:
+            self._in_queue[call.queue] -= 1
+
+    def _unwait(self, call: Call) -> None:
+        self._matcher.remove_call(call)
+        self._lines[call.queue].remove(call.rank)
+        self._call_ids.pop(call.seq, None)
+
+    def _overflow(self, call: Call, reason: str, now: float, out: list[Effect]) -> None:
+        queue = self.config.queues.get(call.queue)
+        action = queue.overflow if queue is not None else OverflowAction()
+        self._overflow_with(call, action, reason, now, out)
+
+    def _overflow_with(
+        self, call: Call, action: OverflowAction, reason: str, now: float, out: list[Effect]
+    ) -> None:
+        self._leave(call)
+        moved_to = None
+        if (
+            action.kind == "queue"
+            and action.target in self.config.queues
+            and action.target not in call.visited
+        ):
+            moved_to = action.target
+        self._record(
+            CallOverflowed(
+                now,
+                call.id,
+                call.queue,
+                now - call.entered_at,
+                reason,
+                action.kind,
+                action.target,
+                moved_to,
+            )
+        )
+        out.append(Overflow(call.id, call.queue, reason, action, moved_to))
+        if moved_to is None:
+            del self._calls[call.id]
+        else:
+            self._enter(call, moved_to, now, call.queue, out)
+
+    def _withdraw(
+        self,
+        call: Call,
+        agent: Agent,
+        now: float,
+        cause: str,
+        state: AgentState,
+        out: list[Effect],
+        reason: str | None = None,
+    ) -> None:
+        """The offer to ``agent`` failed (``cause``): the agent goes to
+        ``state``; once nobody rings any more the call is back in line."""
+        call.ringing.remove(agent.name)
+        agent.call = None
+        out.append(CancelOffer(call.id, agent.name, cause))
+        self._record(CallRequeued(now, call.id, call.queue, agent.name, cause))
+        self._set_state(agent, state, now, reason if reason is not None else cause, out)
+        if agent.removed and state is _OFFLINE:
+            self._forget_agent(agent)
+        if not call.ringing:
+            self._requeue(call, now, out)
+
+    def _requeue(self, call: Call, now: float, out: list[Effect]) -> None:
+        """Back in line at its place (rank unchanged), or overflow."""
+        call.ring_until = None
+        if call.expired:
+            self._overflow(call, "max_wait", now, out)
+            return
+        if self._no_agents(call, self.config.queues[call.queue], now, out):
+            return
+        self._wait(call)
+        self._dispatch_call(call, now, "requeued", out)
+
+    def _end_answered(self, call: Call, now: float, out: list[Effect]) -> None:
+        agent = self._agents.get(call.agent or "")
+        if call.hold_since is not None:
+            call.hold_time += now - call.hold_since
+            call.hold_since = None
+        answered = call.answered_at if call.answered_at is not None else now
+        talk = max(0.0, now - answered - call.hold_time)
+        del self._calls[call.id]
+        if agent is None:
+            return
+        agent.wrap_info = (call.id, call.queue, talk, call.hold_time, call.callback is not None)
+        queue = self.config.queues.get(call.queue)
+        wrap = agent.config.wrap_up
+        if wrap is None:
+            wrap = queue.wrap_up if queue is not None else 0.0
+        if agent.state is AgentState.ON_CALL and wrap > 0:
+            self._set_state(agent, AgentState.WRAP_UP, now, None, out)
+            agent.wrap_until = now + wrap
+            self._schedule(agent.wrap_until, _WRAP, agent.name)
+        else:
+            self._finish_wrap_up(agent, now, out)
+
+    def _finish_wrap_up(self, agent: Agent, now: float, out: list[Effect]) -> None:
+        info = agent.wrap_info
+        wrap = now - agent.state_since if agent.state is AgentState.WRAP_UP else 0.0
+        agent.wrap_until = None
+        agent.wrap_info = None
+        agent.call = None
+        if info is not None:
+            call_id, queue, talk, hold, callback = info
+            handle = talk + hold + wrap
+            self._record(
+                CallCompleted(now, call_id, queue, agent.name, talk, hold, wrap, handle, callback)
+            )
+            self._handle_times.add(queue, handle)
+            agent.calls_handled += 1
+            agent.talk_time += talk
+        if agent.state is _OFFLINE:
+            if agent.removed:
+                self._forget_agent(agent)
+            return
+        self._release(agent, now, out)
+
+    # ---------------------------------------------------------- decisions
+    def _dispatch_call(self, call: Call, now: float, trigger: str, out: list[Effect]) -> None:
+        """The call starts waiting: offer it to the strategy's choice."""
+        strategy = self._strategies.get(self.config.queues[call.queue].strategy)
+        pointer = self._rr.get(call.queue) if strategy.rotate else None
+        found = self._matcher.agents_for(
+            call.requirement, strategy, pointer, None if strategy.ring_all else self._candidates
+        )
+        if not found:
+            return
+        chosen = len(found) if strategy.ring_all else 1
+        why = self._explain(call, strategy, trigger, found, chosen, None, now)
+        if strategy.rotate:
+            self._rr[call.queue] = found[0][1]
+        self._offer(call, [agent for agent, _ in found[:chosen]], why, now, out)
+
+    def _dispatch_agent(self, agent: Agent, now: float, out: list[Effect]) -> None:
+        """The agent became available: offer them the best call they can take."""
+        call, eligible = self._matcher.call_for(agent)
+        if call is None:
+            return
+        strategy = self._strategies.get(self.config.queues[call.queue].strategy)
+        entry: Entry = (strategy.key(agent), agent.index)
+        why = self._explain(call, strategy, "agent_available", [(agent, entry)], 1, eligible, now)
+        if strategy.rotate:
+            self._rr[call.queue] = entry
+        self._offer(call, [agent], why, now, out)
+
+    def _explain(
+        self,
+        call: Call,
+        strategy: Strategy,
+        trigger: str,
+        found: list[tuple[Agent, Entry]],
+        chosen: int,
+        eligible: int | None,
+        now: float,
+    ) -> Explanation:
+        skills = call.requirement.skills
+        candidates = tuple(
+            Candidate(
+                agent.name,
+                tuple((name, agent.config.skills.get(name, 0)) for name, _ in skills),
+                now - agent.idle_since,
+                entry[0],
+            )
+            for agent, entry in found
+        )
+        return Explanation(
+            trigger,
+            call.queue,
+            strategy.name,
+            call.step,
+            call.requirement,
+            call.priority,
+            now - call.enqueued_at,
+            candidates,
+            chosen,
+            eligible,
+        )
+
+    def _offer(
+        self, call: Call, agents: list[Agent], why: Explanation, now: float, out: list[Effect]
+    ) -> None:
+        self._unwait(call)
+        call.state = _RINGING
+        call.offer_seq += 1
+        call.ringing = [agent.name for agent in agents]
+        queue = self.config.queues[call.queue]
+        call.ring_until = now + queue.ring_timeout
+        self._schedule(call.ring_until, _RING, call.id, call.offer_seq)
+        for agent in agents:
+            out.append(Offer(call.id, agent.name, call.queue, call.callback, why))
+            agent.call = call.id
+            self._set_state(agent, AgentState.RESERVED, now, None, out)
+            self._record(
+                CallOffered(
+                    now,
+                    call.id,
+                    call.queue,
+                    agent.name,
+                    now - call.entered_at,
+                    call.step,
+                    why.strategy,
+                    why.trigger,
+                )
+            )
+
+    # ------------------------------------------------------ announcements
+    def _announce(self, call: Call, now: float, out: list[Effect]) -> None:
+        announce = self.config.queues[call.queue].announce
+        if announce is None:
+            return
+        position = self._lines[call.queue].bisect_left(call.rank) + 1
+        ewt = self._ewt(call.queue, position, now) if announce.ewt else None
+        self._record(Announced(now, call.id, call.queue, position, ewt))
+        shown = position if announce.position else None
+        text = announcement_text(shown, ewt, announce.round_to)
+        out.append(Announce(call.id, call.queue, shown, ewt, text))
+
+    def _ewt(self, queue_name: str, position: int, now: float) -> float | None:
+        aht = self.aht(queue_name)
+        free: list[float] = []
+        agents = self._by_index
+        for index in self._queue_agents[queue_name]:
+            agent = agents[index]
+            state = agent.state
+            if state is _AVAILABLE:
+                free.append(0.0)
+            elif state is AgentState.RESERVED:
+                free.append(aht)
+            elif state is AgentState.ON_CALL or state is AgentState.WRAP_UP:
+                free.append(max(0.0, aht - (now - agent.busy_since)))
+        return estimate_wait(position, free, aht)
+
+    # ------------------------------------------------ reconfigure, persist
+    def reconfigure(self, now: float, config: AcdConfig) -> list[Effect]:
+        """Switch to ``config`` without losing anyone: waiting callers keep
+        their place (steps and priorities follow the new queue settings),
+        agents keep their state; callers of a removed queue overflow with
+        that queue's action (reason ``queue_removed``); a removed agent is
+        logged out now, or after their call."""
+        check_config(config, self._strategies)
+        out: list[Effect] = []
+        self._advance(now, out)
+        orphans = self._orphans(config, now, out)
+        for name, agent in list(self._agents.items()):
+            if name in config.agents:
+                continue
+            agent.removed = True
+            if agent.state is AgentState.RESERVED:
+                call = self._calls[agent.call or ""]
+                if call.queue in config.queues:
+                    self._withdraw(call, agent, now, "agent_removed", _OFFLINE, out, "removed")
+                    continue
+            if agent.state in (AgentState.ON_CALL, AgentState.WRAP_UP):
+                agent.pending = (_OFFLINE, "removed")
+            elif agent.state is not _OFFLINE:
+                self._set_state(agent, _OFFLINE, now, "removed", out)
+                self._forget_agent(agent)
+            else:
+                self._forget_agent(agent)
+        self._install(config)
+        self._settle(now, orphans, out)
+        return out
+
+    def _orphans(
+        self, config: AcdConfig, now: float, out: list[Effect]
+    ) -> list[tuple[Call, OverflowAction, list[Agent]]]:
+        """Calls of queues missing from ``config``: cancel their offers."""
+        orphans = []
+        for call in sorted(self._calls.values(), key=lambda c: c.rank):
+            if call.state is _ANSWERED or call.queue in config.queues:
+                continue
+            queue = self.config.queues.get(call.queue)
+            action = queue.overflow if queue is not None else OverflowAction()
+            released = []
+            for name in call.ringing:
+                agent = self._agents[name]
+                out.append(CancelOffer(call.id, name, "queue_removed"))
+                agent.call = None
+                released.append(agent)
+            call.ringing = []
+            orphans.append((call, action, released))
+        return orphans
+
+    def _settle(
+        self,
+        now: float,
+        orphans: list[tuple[Call, OverflowAction, list[Agent]]],
+        out: list[Effect],
+    ) -> None:
+        """After (re)installing a config: orphans overflow, freed agents
+        take calls, empty queues apply their policy, every waiting call
+        gets a chance (in rank order) so the routing rule holds again."""
+        for call, action, _ in orphans:
+            self._overflow_with(call, action, "queue_removed", now, out)
+        for _, _, released in orphans:
+            for agent in released:
+                if agent.name in self._agents and agent.state is AgentState.RESERVED:
+                    self._release(agent, now, out)
+        for call in sorted(self._calls.values(), key=lambda c: c.rank):
+            if call.state is _WAITING and call.id in self._calls:
+                queue = self.config.queues[call.queue]
+                self._no_agents(call, queue, now, out)
+        for call in sorted(self._calls.values(), key=lambda c: c.rank):
+            if call.state is _WAITING and call.seq in self._call_ids:
+                self._dispatch_call(call, now, "redispatch", out)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Agent and call state as JSON-able data (see :meth:`restore`).
+        Times are on the Router's clock: persist across restarts only with
+        a clock that survives them (Unix time)."""
+        return snapshot_router(self)
+
+    def restore(self, data: dict[str, Any], now: float | None = None) -> list[Effect]:
+        """Replace the state with a :meth:`snapshot` taken under this or an
+        earlier configuration. Agents no longer configured are dropped,
+        calls of queues no longer configured overflow (``queue_removed``,
+        action hangup). Timers already due fire at the next input or
+        :meth:`on_timer` (or now, when ``now`` is given)."""
+        out: list[Effect] = []
+        orphans = restore_router(self, data, out)
+        when = self._now if now is None else now
+        self._install(self.config)
+        self._settle(when, orphans, out)
+        if now is not None:
+            self._advance(now, out)
+        return out
+
+    # --------------------------------------------------------- structure
+    def _install(self, config: AcdConfig) -> None:
+        """(Re)build every derived table for ``config`` from the agents and
+        calls as they are: agent order, queue membership, staffing, lines,
+        the matcher and the timers."""
+        previous = self._agents
+        self.config = config
+        self._by_index = []
+        self._agents = {}
+        for index, (name, agent_config) in enumerate(config.agents.items()):
+            agent = previous.get(name)
+            if agent is None:
+                agent = Agent(config=agent_config, index=index)
+            agent.config = agent_config
+            agent.index = index
+            agent.removed = False
+            self._agents[name] = agent
+            self._by_index.append(agent)
+        departed = -1
+        for name, agent in previous.items():
+            if name not in config.agents and agent.state is not _OFFLINE:
+                agent.removed = True
+                agent.index = departed
+                departed -= 1
+                self._agents[name] = agent
+        self._queue_agents = {}
+        self._agent_queues = {}
+        by_skill: dict[str, list[Agent]] = {}
+        for agent in self._by_index:
+            for skill in agent.config.skills:
+                by_skill.setdefault(skill, []).append(agent)
+        for name, queue in config.queues.items():
+            members: set[int] = set()
+            for step in queue.steps:
+                requirement = step.requirement
+                pool: list[Agent] = self._by_index
+                if requirement.skills:
+                    pool = min(
+                        (by_skill.get(skill, []) for skill, _ in requirement.skills), key=len
+                    )
+                for agent in pool:
+                    if requirement.matches(agent.config.skills, agent.config.groups):
+                        members.add(agent.index)
+            self._queue_agents[name] = sorted(members)
+            for index in self._queue_agents[name]:
+                self._agent_queues[index] = (*self._agent_queues.get(index, ()), name)
+        self._staffed = {name: 0 for name in config.queues}
+        self._matcher = self._make_matcher()
+        self._timers = []
+        for agent in self._by_index:
+            if agent.state is not _OFFLINE:
+                for queue_name in self._agent_queues.get(agent.index, ()):
+                    self._staffed[queue_name] += 1
+            if agent.state is _AVAILABLE:
+                self._matcher.add_agent(agent)
+        for agent in self._agents.values():
+            if agent.wrap_until is not None and agent.state is AgentState.WRAP_UP:
+                self._schedule(agent.wrap_until, _WRAP, agent.name)
+            if agent.lease_until is not None and agent.state is not _OFFLINE:
+                self._schedule(agent.lease_until, _LEASE, agent.name)
+        self._lines = {name: SortedList() for name in config.queues}
+        self._in_queue = {name: 0 for name in config.queues}
+        self._call_ids = {}
+        self._rr = {queue: entry for queue, entry in self._rr.items() if queue in config.queues}
+        for call in self._calls.values():
+            found = config.queues.get(call.queue)
+            if found is None or call.state is _ANSWERED:
+                continue
+            queue = found
+            self._in_queue[call.queue] += 1
+            call.priority = queue.priority + call.own_priority
+            limit = (
+                call.max_wait
+                if len(call.visited) <= 1 and call.max_wait is not None
+                else queue.max_wait
+            )
+            call.max_wait_at = (
+                None if limit is None or call.callback is not None else call.entered_at + limit
+            )
+            if call.max_wait_at is not None and not call.expired:
+                self._schedule(call.max_wait_at, _MAX_WAIT, call.id)
+            self._set_step(call, max(self._now, call.entered_at))
+            if call.state is _RINGING and call.ring_until is not None:
+                self._schedule(call.ring_until, _RING, call.id, call.offer_seq)
+            if call.next_announce is not None:
+                if queue.announce is None:
+                    call.next_announce = None
+                else:
+                    self._schedule(call.next_announce, _ANNOUNCE, call.id)
+            if call.no_agents_until is not None:
+                self._schedule(call.no_agents_until, _NO_AGENTS, call.id)
+            if call.state is _WAITING:
+                self._wait(call)
+
+    def _record(self, record: Record) -> None:
+        self.records.append(record)

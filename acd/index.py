@@ -1,0 +1,245 @@
+"""Indexed matcher: routing decisions without scanning every agent or call.
+
+Agents (only the available ones) sit in sorted lists keyed by each
+strategy's key (``(strategy.key(agent), agent.index)``), one list per
+``(skill, level)``, per group, and one for all, built lazily per key
+function. Finding agents for a requirement walks the smallest candidate
+source in strategy order and stops after ``limit`` matches:
+
+* skills required: the pivot is the required skill with the fewest
+  available agents at or above its level (``most_skilled``: the primary
+  skill, walked level 5 down to the minimum); the ``(skill, level)`` lists
+  of the pivot are merged lazily (heapq.merge) so agents below the level
+  are never visited; the other skills and groups are checked per agent;
+* only groups: the groups' lists merged (an agent in two groups is seen once);
+* nothing: the list of all available agents;
+* round robin: agents after the queue's pointer, then the rest (irange).
+
+Waiting calls sit in one sorted list per distinct requirement (bucket),
+keyed by ``Call.rank``. Each agent remembers which requirements it meets
+(checked once per new requirement, lazily); the best call for an agent is
+the smallest head among those buckets.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Iterator
+from itertools import chain
+
+from sortedcontainers import SortedList
+
+from acd.matching import Entry
+from acd.model import MAX_LEVEL, Agent, Call, Requirement
+from acd.strategies import SortKey, Strategy
+
+__all__ = ["IndexedMatcher"]
+
+
+class _Lists:
+    """One sorted list per key function, for one source (skill level, group, all)."""
+
+    __slots__ = ("count", "lists")
+
+    def __init__(self) -> None:
+        self.lists: dict[SortKey, SortedList] = {}
+        self.count = 0
+
+
+class IndexedMatcher:
+    """Indexed :class:`acd.matching.Matcher` (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._available: dict[int, Agent] = {}
+        self._keys: list[SortKey] = []
+        self._entries: dict[int, dict[SortKey, Entry]] = {}
+        self._by_skill: dict[tuple[str, int], _Lists] = {}
+        self._by_group: dict[str, _Lists] = {}
+        self._all = _Lists()
+        # calls
+        self._requirements: list[Requirement] = []
+        self._requirement_ids: dict[Requirement, int] = {}
+        self._buckets: list[SortedList] = []
+        self._calls: dict[int, Call] = {}
+        self._call_bucket: dict[int, int] = {}
+        self._agent_requirements: dict[int, tuple[int, list[int]]] = {}
+
+    # ------------------------------------------------------------ agents
+    def _sources(self, agent: Agent) -> Iterator[_Lists]:
+        for skill, level in agent.config.skills.items():
+            lists = self._by_skill.get((skill, level))
+            if lists is None:
+                lists = self._by_skill[(skill, level)] = _Lists()
+                for key in self._keys:
+                    lists.lists[key] = SortedList()
+            yield lists
+        for group in agent.config.groups:
+            lists = self._by_group.get(group)
+            if lists is None:
+                lists = self._by_group[group] = _Lists()
+                for key in self._keys:
+                    lists.lists[key] = SortedList()
+            yield lists
+        yield self._all
+
+    def add_agent(self, agent: Agent) -> None:
+        entries = {key: (key(agent), agent.index) for key in self._keys}
+        self._entries[agent.index] = entries
+        self._available[agent.index] = agent
+        for lists in self._sources(agent):
+            lists.count += 1
+            for key, entry in entries.items():
+                lists.lists[key].add(entry)
+
+    def remove_agent(self, agent: Agent) -> None:
+        entries = self._entries.pop(agent.index)
+        del self._available[agent.index]
+        for lists in self._sources(agent):
+            lists.count -= 1
+            for key, entry in entries.items():
+                lists.lists[key].remove(entry)
+
+    def _index(self, key: SortKey) -> None:
+        """Start keeping lists sorted by ``key`` (first use of a strategy)."""
+        self._keys.append(key)
+        for lists in chain(self._by_skill.values(), self._by_group.values(), (self._all,)):
+            lists.lists[key] = SortedList()
+        for index, agent in self._available.items():
+            entry = (key(agent), index)
+            self._entries[index][key] = entry
+            for lists in self._sources(agent):
+                lists.lists[key].add(entry)
+
+    def agents_for(
+        self, requirement: Requirement, strategy: Strategy, pointer: Entry | None, limit: int | None
+    ) -> list[tuple[Agent, Entry]]:
+        key = strategy.key
+        if key not in self._keys:
+            self._index(key)
+        passes: list[list[SortedList]]
+        dedupe = False
+        if requirement.skills:
+            if strategy.by_level:
+                skill, low = requirement.skills[0]
+                passes = [
+                    [self._by_skill[(skill, level)].lists[key]]
+                    for level in range(MAX_LEVEL, low - 1, -1)
+                    if (skill, level) in self._by_skill
+                ]
+            else:
+                skill, low = min(requirement.skills, key=self._available_at_least)
+                passes = [
+                    [
+                        self._by_skill[(skill, level)].lists[key]
+                        for level in range(low, MAX_LEVEL + 1)
+                        if (skill, level) in self._by_skill
+                    ]
+                ]
+                if requirement.groups and self._in_groups(requirement) < self._available_at_least(
+                    (skill, low)
+                ):
+                    passes, dedupe = [self._group_lists(requirement, key)], True
+        elif requirement.groups:
+            passes, dedupe = [self._group_lists(requirement, key)], True
+        else:
+            passes = [[self._all.lists[key]]]
+
+        found: list[tuple[Agent, Entry]] = []
+        seen: set[int] = set()
+        skills_needed = requirement.skills
+        groups_needed = requirement.groups
+        for lists in passes:
+            for entry in _ordered(lists, pointer if strategy.rotate else None):
+                index = entry[1]
+                if dedupe:
+                    if index in seen:
+                        continue
+                    seen.add(index)
+                agent = self._available[index]
+                config = agent.config
+                ok = True
+                for skill, level in skills_needed:
+                    if config.skills.get(skill, 0) < level:
+                        ok = False
+                        break
+                if not ok or (groups_needed and groups_needed.isdisjoint(config.groups)):
+                    continue
+                found.append((agent, entry))
+                if limit is not None and len(found) >= limit:
+                    return found
+        return found
+
+    def _available_at_least(self, skill_level: tuple[str, int]) -> int:
+        skill, low = skill_level
+        total = 0
+        for level in range(low, MAX_LEVEL + 1):
+            lists = self._by_skill.get((skill, level))
+            if lists is not None:
+                total += lists.count
+        return total
+
+    def _in_groups(self, requirement: Requirement) -> int:
+        return sum(
+            lists.count
+            for group in requirement.groups
+            if (lists := self._by_group.get(group)) is not None
+        )
+
+    def _group_lists(self, requirement: Requirement, key: SortKey) -> list[SortedList]:
+        return [
+            self._by_group[group].lists[key]
+            for group in sorted(requirement.groups)
+            if group in self._by_group
+        ]
+
+    # ------------------------------------------------------------- calls
+    def add_call(self, call: Call) -> None:
+        requirement = call.requirement
+        bucket_id = self._requirement_ids.get(requirement)
+        if bucket_id is None:
+            bucket_id = len(self._requirements)
+            self._requirements.append(requirement)
+            self._requirement_ids[requirement] = bucket_id
+            self._buckets.append(SortedList())
+        self._buckets[bucket_id].add(call.rank)
+        self._calls[call.seq] = call
+        self._call_bucket[call.seq] = bucket_id
+
+    def remove_call(self, call: Call) -> None:
+        bucket_id = self._call_bucket.pop(call.seq)
+        self._buckets[bucket_id].remove(call.rank)
+        del self._calls[call.seq]
+
+    def call_for(self, agent: Agent) -> tuple[Call | None, int]:
+        checked, matched = self._agent_requirements.get(agent.index, (0, []))
+        if checked < len(self._requirements):
+            skills, groups = agent.config.skills, agent.config.groups
+            for bucket_id in range(checked, len(self._requirements)):
+                if self._requirements[bucket_id].matches(skills, groups):
+                    matched.append(bucket_id)
+            self._agent_requirements[agent.index] = (len(self._requirements), matched)
+        best: tuple[int, float, int] | None = None
+        count = 0
+        buckets = self._buckets
+        for bucket_id in matched:
+            bucket = buckets[bucket_id]
+            if bucket:
+                count += len(bucket)
+                head = bucket[0]
+                if best is None or head < best:
+                    best = head
+        if best is None:
+            return None, 0
+        return self._calls[best[2]], count
+
+
+def _ordered(lists: list[SortedList], pointer: Entry | None) -> Iterable[Entry]:
+    """Entries of ``lists`` in order; with a round-robin ``pointer``, those
+    after it first, then the others."""
+    if pointer is None:
+        if len(lists) == 1:
+            return lists[0]
+        return heapq.merge(*lists)
+    after = [sl.irange(minimum=pointer, inclusive=(False, True)) for sl in lists]
+    before = [sl.irange(maximum=pointer, inclusive=(True, True)) for sl in lists]
+    return chain(heapq.merge(*after), heapq.merge(*before))
