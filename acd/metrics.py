@@ -44,8 +44,12 @@ them out of both sides.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
+from typing import Any
+
+from acd import records as rec
+from acd.records import Record
 
 __all__ = [
     "AGENT_STATES",
@@ -60,10 +64,10 @@ __all__ = [
     "WaitingCall",
 ]
 
-AGENT_STATES = ("available", "reserved", "on_call", "wrap_up", "paused", "offline")
+AGENT_STATES = ("available", "reserved", "on_call", "wrap_up", "not_ready", "offline")
 """Agent states the time accounting knows. ``reserved`` is an offer ringing the
 agent; ``on_call`` covers talk and hold. Other names the router uses are
-folded onto these by :data:`STATE_ALIASES` (unknown ones count as ``paused``)."""
+folded onto these by :data:`STATE_ALIASES` (unknown ones count as ``not_ready``)."""
 
 STATE_ALIASES: Mapping[str, str] = {
     "available": "available",
@@ -82,16 +86,17 @@ STATE_ALIASES: Mapping[str, str] = {
     "wrap_up": "wrap_up",
     "wrapup": "wrap_up",
     "acw": "wrap_up",
-    "paused": "paused",
-    "not_ready": "paused",
-    "break": "paused",
-    "away": "paused",
+    "not_ready": "not_ready",
+    "paused": "not_ready",
+    "break": "not_ready",
+    "away": "not_ready",
     "offline": "offline",
     "logged_out": "offline",
     "logged_off": "offline",
 }
 
-_BUSY = ("reserved", "on_call", "wrap_up")
+MISSED_OFFER_REASONS = frozenset({"rna", "declined"})
+"""call_requeued reasons that count as an offer the agent missed (no answer, rejected)."""
 
 
 def _ratio(num: float, den: float) -> float:
@@ -122,6 +127,8 @@ class QueueCounters:
     ewt_samples: int = 0
     ewt_abs_error: float = 0.0
     ewt_error: float = 0.0
+    announce_samples: int = 0
+    announce_abs_error: float = 0.0
 
     # -- derived figures (NaN when the denominator is 0) ------------------
     @property
@@ -174,6 +181,11 @@ class QueueCounters:
         """Mean signed error (s) of the EWT (> 0: the estimate was too long)."""
         return _ratio(self.ewt_error, self.ewt_samples)
 
+    @property
+    def announce_mae(self) -> float:
+        """Mean absolute error (s) of announced waits vs the rest of the wait that followed."""
+        return _ratio(self.announce_abs_error, self.announce_samples)
+
     def add(self, other: QueueCounters) -> None:
         """Add ``other`` into these counters (``max_wait`` takes the larger)."""
         for f in fields(self):
@@ -200,7 +212,7 @@ class AgentCounters:
     reserved_s: float = 0.0
     on_call_s: float = 0.0
     wrap_up_s: float = 0.0
-    paused_s: float = 0.0
+    not_ready_s: float = 0.0
 
     @property
     def aht(self) -> float:
@@ -210,11 +222,14 @@ class AgentCounters:
     @property
     def staffed_s(self) -> float:
         """Seconds logged in (every state but offline)."""
-        return self.available_s + self.reserved_s + self.on_call_s + self.wrap_up_s + self.paused_s
+        return (
+            self.available_s + self.reserved_s + self.on_call_s + self.wrap_up_s + self.not_ready_s
+        )
 
     @property
     def occupancy(self) -> float:
-        """Busy / (busy + available): busy is ringing, on a call or in wrap-up."""
+        """Busy / (busy + available): busy is ringing, on a call or in wrap-up
+        (not-ready time is staffed but neither)."""
         busy = self.reserved_s + self.on_call_s + self.wrap_up_s
         return _ratio(busy, busy + self.available_s)
 
@@ -321,6 +336,8 @@ class AcdMetrics:
         self.agent_booked: dict[str, float] = {}
         self.agent_call: dict[str, str] = {}
         self.last_ewt: dict[str, float] = {}
+        self.announced_at: dict[str, tuple[float, float]] = {}
+        self._handlers = self._handler_table()
         self.dirty: set[tuple[str, str, float]] = set()
         """Keys (``"queue"``/``"agent"``, name, interval start) changed since the
         store last saved; :class:`acd.store.MetricsStore` clears it."""
@@ -378,19 +395,37 @@ class AcdMetrics:
         """The offer to ``agent`` ended without an answer (rejected, timed out)."""
         self._a(agent, at).missed += 1
 
-    def answered(self, call_id: str, agent: str, at: float) -> None:
-        """``agent`` answered ``call_id``: its wait ends."""
+    def answered(
+        self,
+        call_id: str,
+        agent: str,
+        at: float,
+        wait: float | None = None,
+        threshold: float | None = None,
+        callback: bool = False,
+    ) -> None:
+        """``agent`` answered ``call_id``: its wait ends (``callback``: a call-back).
+
+        ``wait`` (default: since it entered the queue) and ``threshold`` (default:
+        the configured SL threshold of the queue) come from the router's record."""
         w = self._leave(call_id, "answer")
         c = self._q(w.queue, w.start)
-        wait = at - w.since
+        if wait is None:
+            wait = at - w.since
+        if threshold is None:
+            threshold = self.config.threshold(w.queue)
         c.answered += 1
         c.wait_answered += wait
         if wait > c.max_wait:
             c.max_wait = wait
-        if wait <= self.config.threshold(w.queue):
+        if wait <= threshold:
             c.answered_in_sl += 1
-        if w.callback:
+        if w.callback or callback:
             c.callbacks_answered += 1
+        announced = self.announced_at.pop(call_id, None)
+        if announced is not None:
+            c.announce_samples += 1
+            c.announce_abs_error += abs(announced[1] - (at - announced[0]))
         if w.ewt is not None:
             err = w.ewt - wait
             c.ewt_samples += 1
@@ -400,16 +435,22 @@ class AcdMetrics:
         self.in_service[call_id] = CallInService(w.queue, w.start, agent, w.callback)
         self.agent_call[agent] = call_id
 
-    def abandoned(self, call_id: str, at: float) -> None:
-        """The caller hung up while waiting."""
+    def abandoned(
+        self, call_id: str, at: float, wait: float | None = None, threshold: float | None = None
+    ) -> None:
+        """The caller hung up while waiting (``wait``/``threshold`` as for :meth:`answered`)."""
         w = self._leave(call_id, "abandon")
+        self.announced_at.pop(call_id, None)
         c = self._q(w.queue, w.start)
-        wait = at - w.since
+        if wait is None:
+            wait = at - w.since
+        if threshold is None:
+            threshold = self.config.threshold(w.queue)
         c.abandoned += 1
         c.wait_abandoned += wait
         if wait > c.max_wait:
             c.max_wait = wait
-        if wait <= self.config.threshold(w.queue):
+        if wait <= threshold:
             c.abandoned_in_sl += 1
         if wait < self.config.short_abandon:
             c.short_abandons += 1
@@ -417,6 +458,7 @@ class AcdMetrics:
     def overflowed(self, call_id: str, at: float, to_queue: str | None = None) -> None:
         """The call left its queue for another (``to_queue``) or a flow exit (None)."""
         w = self._leave(call_id, "overflow")
+        self.announced_at.pop(call_id, None)
         c = self._q(w.queue, w.start)
         c.overflowed += 1
         wait = at - w.since
@@ -425,6 +467,11 @@ class AcdMetrics:
         if to_queue is not None:
             self.enqueued(call_id, to_queue, at)
             self.waiting[call_id].callback = w.callback
+
+    def announced(self, call_id: str, at: float, ewt: float | None) -> None:
+        """The caller heard an estimated wait of ``ewt`` s; the last one is scored on answer."""
+        if ewt is not None and call_id in self.waiting:
+            self.announced_at[call_id] = (at, ewt)
 
     def callback_requested(self, call_id: str, at: float) -> None:
         """The waiting caller asked to be called back; the call keeps its place and entry time."""
@@ -473,7 +520,7 @@ class AcdMetrics:
 
     def agent_state_changed(self, agent: str, state: str, at: float) -> None:
         """``agent`` entered ``state`` at ``at`` (time in the previous state is booked)."""
-        new = STATE_ALIASES.get(state, "paused")
+        new = STATE_ALIASES.get(state, "not_ready")
         old = self.agent_state.get(agent)
         if old is not None:
             self._book(agent, old[0], self.agent_booked[agent], at)
@@ -491,6 +538,66 @@ class AcdMetrics:
             c = self._a(agent, t)
             setattr(c, attr, getattr(c, attr) + (end - t))
             t = end
+
+    # ------------------------------------------------------------ records
+    def feed(self, record: Record) -> None:
+        """Apply one of the router's records (:mod:`acd.records`); unknown kinds are ignored."""
+        handler = self._handlers.get(type(record))
+        if handler is not None:
+            handler(record)
+
+    def feed_all(self, records: Iterable[Record]) -> None:
+        """Apply records in order."""
+        handlers = self._handlers
+        for record in records:
+            handler = handlers.get(type(record))
+            if handler is not None:
+                handler(record)
+
+    def _handler_table(self) -> dict[type, Callable[[Any], None]]:
+        def enqueued(r: rec.CallEnqueued) -> None:
+            self.enqueued(r.call, r.queue, r.t, r.ewt)
+
+        def offered(r: rec.CallOffered) -> None:
+            self.offered(r.call, r.agent, r.t)
+
+        def requeued(r: rec.CallRequeued) -> None:
+            if r.reason in MISSED_OFFER_REASONS:
+                self.offer_missed(r.call, r.agent, r.t)
+
+        def answered(r: rec.CallAnswered) -> None:
+            self.answered(r.call, r.agent, r.t, r.wait, r.sl_threshold, r.callback)
+
+        def abandoned(r: rec.CallAbandoned) -> None:
+            self.abandoned(r.call, r.t, r.wait, r.sl_threshold)
+
+        def overflowed(r: rec.CallOverflowed) -> None:
+            self.overflowed(r.call, r.t)  # the call_enqueued that follows a move re-enters it
+
+        def completed(r: rec.CallCompleted) -> None:
+            self.completed(r.call, r.agent, r.t, r.talk, r.hold, r.wrap_up)
+
+        def callback(r: rec.CallbackRequested) -> None:
+            self.callback_requested(r.call, r.t)
+
+        def announced(r: rec.Announced) -> None:
+            self.announced(r.call, r.t, r.ewt)
+
+        def agent_state(r: rec.AgentStateRecord) -> None:
+            self.agent_state_changed(r.agent, r.new, r.t)
+
+        return {
+            rec.CallEnqueued: enqueued,
+            rec.CallOffered: offered,
+            rec.CallRequeued: requeued,
+            rec.CallAnswered: answered,
+            rec.CallAbandoned: abandoned,
+            rec.CallOverflowed: overflowed,
+            rec.CallCompleted: completed,
+            rec.CallbackRequested: callback,
+            rec.Announced: announced,
+            rec.AgentStateRecord: agent_state,
+        }
 
     def flush(self, now: float) -> None:
         """Book every agent's time in its current state up to ``now``."""

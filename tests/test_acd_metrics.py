@@ -89,7 +89,7 @@ def test_agent_state_time_splits_at_interval_boundaries_and_gives_occupancy() ->
         ("talking", 860.0),  # alias of on_call
         ("wrap_up", 1000.0),
         ("available", 1030.0),
-        ("paused", 1700.0),
+        ("break", 1700.0),  # alias of not_ready
     ]:
         m.agent_state_changed("eve", state, at)
     m.flush(1800.0)
@@ -98,8 +98,8 @@ def test_agent_state_time_splits_at_interval_boundaries_and_gives_occupancy() ->
     assert first.occupancy == pytest.approx(50 / 900)
     second = m.agent_totals("eve", 900.0, 1800.0)
     assert (second.on_call_s, second.wrap_up_s, second.available_s) == (100.0, 30.0, 670.0)
-    assert second.paused_s == 100.0
-    # paused time is staffed but neither busy nor available
+    assert second.not_ready_s == 100.0
+    # not-ready time is staffed but neither busy nor available
     assert second.occupancy == pytest.approx(130 / 800)
     assert second.staffed_s == 900.0
     # flushing twice books nothing twice
@@ -177,7 +177,7 @@ def test_snapshot_waiting_longest_wait_agents_and_today() -> None:
     m.answered("c1", "amy", day - 900.0)
     m.agent_state_changed("amy", "on_call", day - 900.0)
     m.agent_state_changed("bob", "available", day - 800.0)
-    m.agent_state_changed("cat", "paused", day - 700.0)
+    m.agent_state_changed("cat", "not_ready", day - 700.0)
     snap = m.snapshot(day)
     q = snap.queues["q"]
     assert q.waiting == 2
@@ -186,7 +186,7 @@ def test_snapshot_waiting_longest_wait_agents_and_today() -> None:
     assert (q.today.offered, q.today.answered) == (3, 1)
     assert snap.agents_by_state["on_call"] == 1
     assert snap.agents_by_state["available"] == 1
-    assert snap.agents_by_state["paused"] == 1
+    assert snap.agents_by_state["not_ready"] == 1
     assert snap.agents["amy"].call_id == "c1"
     assert snap.agents["amy"].since == day - 900.0
 
@@ -199,3 +199,48 @@ def test_bad_events_name_the_call() -> None:
         m.completed("c", "amy", 5.0, talk=-1.0)
     with pytest.raises(ValueError, match="interval must be > 0"):
         MetricsConfig(interval=0)
+
+
+def test_router_records_feed_the_same_figures() -> None:
+    from acd import records as r
+
+    m = AcdMetrics(MetricsConfig(default_sl_threshold=99.0))  # records carry the threshold
+    m.feed_all(
+        [
+            r.AgentStateRecord(0.0, "amy", "offline", "available", 0.0),
+            r.CallEnqueued(10.0, "c1", "sales", 0, 10.0, 1, 12.0),
+            r.Announced(12.0, "c1", "sales", 1, 20.0),
+            r.CallOffered(30.0, "c1", "sales", "amy", 20.0, 0, "longest_idle", "agent_free"),
+            r.AgentStateRecord(30.0, "amy", "available", "reserved", 0.0),
+            r.CallRequeued(45.0, "c1", "sales", "amy", "rna"),
+            r.AgentStateRecord(45.0, "amy", "reserved", "not_ready", 30.0, "rna"),
+            r.AgentStateRecord(50.0, "amy", "not_ready", "available", 45.0),
+            r.CallOffered(50.0, "c1", "sales", "amy", 40.0, 0, "longest_idle", "agent_free"),
+            r.AgentStateRecord(50.0, "amy", "available", "reserved", 50.0),
+            r.CallAnswered(52.0, "c1", "sales", "amy", 42.0, 42.0, 12.0, 20.0, 0.8),
+            r.AgentStateRecord(52.0, "amy", "reserved", "on_call", 50.0),
+            r.CallEnqueued(60.0, "c2", "sales", 0, 60.0, 1, None),
+            r.CallOverflowed(90.0, "c2", "sales", 30.0, "max_wait", "queue", "backup", "backup"),
+            r.CallEnqueued(90.0, "c2", "backup", 0, 60.0, 1, 5.0, "sales"),
+            r.CallAbandoned(93.0, "c2", "backup", 3.0, 33.0, 1, 5.0, 20.0, 0.8),
+            r.AgentStateRecord(152.0, "amy", "on_call", "wrap_up", 52.0),
+            r.CallCompleted(162.0, "c1", "sales", "amy", 90.0, 10.0, 10.0, 110.0),
+            r.AgentStateRecord(162.0, "amy", "wrap_up", "available", 152.0),
+        ]
+    )
+    sales = m.queue_totals("sales")
+    assert (sales.offered, sales.answered, sales.overflowed, sales.abandoned) == (2, 1, 1, 0)
+    assert sales.answered_in_sl == 0  # 42 s > the record's 20 s threshold
+    assert sales.asa == 42.0
+    assert sales.aht == 110.0
+    assert sales.ewt_mae == 30.0  # predicted 12, waited 42
+    assert sales.announce_mae == 20.0  # announced 20 at t=12, answered 40 s later
+    backup = m.queue_totals("backup")
+    assert (backup.offered, backup.abandoned, backup.short_abandons) == (1, 1, 1)
+    assert backup.sl2 == 1.0
+    m.flush(162.0)
+    amy = m.agent_totals("amy")
+    assert (amy.offered, amy.missed, amy.answered, amy.handled) == (2, 1, 1, 1)
+    assert amy.reserved_s == 15.0 + 2.0
+    assert amy.not_ready_s == 5.0
+    assert amy.on_call_s == 100.0 and amy.wrap_up_s == 10.0
