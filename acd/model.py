@@ -122,13 +122,14 @@ class Step:
 class OverflowAction:
     """What happens to a call the queue gives up on.
 
+    ``flow`` (the default): back to the IVR flow that queued the call, which
+    follows its own overflow branch (or ``target`` = ``flow:node``);
     ``queue``: move it to queue ``target`` (keeping its original enqueue
     time and priority, so it does not lose its place); ``voicemail``
-    (``target`` = mailbox), ``transfer`` (``target`` = URI/extension),
-    ``flow`` (``target`` = ``flow:node``) and ``hangup`` are carried out by
-    the runtime."""
+    (``target`` = mailbox), ``transfer`` (``target`` = URI/extension) and
+    ``hangup`` are carried out by the runtime."""
 
-    kind: Literal["hangup", "voicemail", "queue", "transfer", "flow"] = "hangup"
+    kind: Literal["flow", "queue", "voicemail", "transfer", "hangup"] = "flow"
     target: str | None = None
 
 
