@@ -199,9 +199,11 @@ def _value_error_pos(doc: YamlDoc, path: DataPath, value: Any, msg: str) -> tupl
         for key in value:
             if isinstance(key, str) and repr(key) in msg:
                 return doc.key_pos((*path, key))
-        for key in value:
-            if isinstance(key, str) and re.search(rf"\b{re.escape(key)}\b", msg):
-                sub = value[key]
+        for key, sub in value.items():
+            # the message names the key with its value ("min_length 6 > ...",
+            # "terminator 'x' ...") or as a label ("mon: '9-5' ...")
+            said = "|".join(re.escape(str(s)) for s in {str(sub), repr(sub)})
+            if isinstance(key, str) and re.search(rf"\b{re.escape(key)}(:|\s+({said}))", msg):
                 if isinstance(sub, list | dict):
                     inner = _value_error_pos(doc, (*path, key), sub, msg)
                     if inner != doc.value_pos((*path, key)):

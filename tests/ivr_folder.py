@@ -9,6 +9,7 @@ from ivr.loader import check_flowset
 from media.prompts.sounds import SoundLibrary
 
 ROUTES = "default: main\n"
+SIMPLE_ROUTES = "routes:\n  - {number: '1', flow: main}\n"
 QUEUES = "queues:\n  sales: {}\n  support: {}\n"
 GOODBYE = """\
   bye:
@@ -27,7 +28,7 @@ def make_folder(
 ) -> Path:
     """``tmp_path/flows`` with main.yaml (dedented), routes.yaml, queues.yaml and ``files``."""
     folder = tmp_path / "flows"
-    folder.mkdir()
+    folder.mkdir(parents=True)
     if main is not None:
         (folder / "main.yaml").write_text(textwrap.dedent(main), encoding="utf-8")
     if routes is not None:

@@ -3,6 +3,8 @@ files in tmp_path, asserting the exact file:line:column, message and fix."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -877,3 +879,134 @@ def test_check_file_reports_that_file_only(tmp_path: Path) -> None:
         "flow goes to it (fix: add a route in routes.yaml, or a `goto`/subflow to it)",
         "broken.yaml:2:8: error: start node 'x' is not a node of flow 'broken' (fix: nodes: y)",
     ]
+
+
+# ------------------------------------------------------------------ ivr validate / ivr schema
+def _cli(*args: str) -> tuple[int, str]:
+    from click.testing import CliRunner
+
+    from ivr.cli import cli
+
+    result = CliRunner().invoke(cli, ["--log-level", "warning", *args], catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def _broken_folder(tmp_path: Path) -> Path:
+    return make_folder(
+        tmp_path,
+        """\
+        flow: main
+        start: menu
+        nodes:
+          menu:
+            type: menu
+            prompt: Press 1.
+            options: {1: nowhere}
+            no_input: bye
+          orphan:
+            type: hangup
+        """
+        + BYE,
+    )
+
+
+def test_cli_validate_clean_folder() -> None:
+    code, out = _cli("validate", str(DATA))
+    assert code == 0
+    assert out == f"{DATA}: 2 flows, 0 errors, 0 warnings\n"
+
+
+def test_cli_validate_prints_errors_then_warnings_and_fails(tmp_path: Path) -> None:
+    folder = _broken_folder(tmp_path)
+    code, out = _cli("validate", str(folder))
+    assert code == 1
+    assert out.splitlines() == [
+        f"{folder}/main.yaml:7:18: error: node 'menu' (menu): target 'nowhere' is not a node "
+        "of flow 'main' (fix: nodes: bye, menu, orphan)",
+        f"{folder}/main.yaml:9:3: warning: node 'orphan' is never reached from start 'menu' "
+        "(fix: make a target point to it, or delete it)",
+        f"{folder}: 1 error, 1 warning",
+    ]
+
+
+def test_cli_validate_strict_fails_on_warnings(tmp_path: Path) -> None:
+    folder = make_folder(
+        tmp_path,
+        """\
+        flow: main
+        start: bye
+        nodes:
+          spare:
+            type: hangup
+        """
+        + BYE,
+    )
+    code, out = _cli("validate", str(folder))
+    assert (code, out.splitlines()[-1]) == (0, f"{folder}: 1 flows, 0 errors, 1 warning")
+    code, out = _cli("validate", "--strict", str(folder))
+    assert (code, out.splitlines()[-1]) == (1, f"{folder}: 1 flows, 0 errors, 1 warning")
+
+
+def test_cli_validate_one_file(tmp_path: Path) -> None:
+    folder = _broken_folder(tmp_path)
+    (folder / "other.yaml").write_text(
+        "flow: other\nstart: x\nnodes:\n  x: {type: goto, target: 'main:bye'}\n"
+    )
+    code, out = _cli("validate", str(folder / "other.yaml"))
+    assert code == 0  # main.yaml's error is not this file's
+    assert out.splitlines() == [
+        f"{folder}/other.yaml:1:7: warning: flow 'other' is not used: no route and no other "
+        "flow goes to it (fix: add a route in routes.yaml, or a `goto`/subflow to it)",
+        f"{folder}/other.yaml: 0 errors, 1 warning",
+    ]
+    code, out = _cli("validate", str(folder / "main.yaml"))
+    assert code == 1
+    assert out.splitlines()[-1] == f"{folder}/main.yaml: 1 error, 1 warning"
+
+
+@pytest.mark.skipif(not SOUNDS.is_dir(), reason="needs the Asterisk core sounds")
+def test_cli_validate_checks_sounds_in_the_engine_roots(tmp_path: Path) -> None:
+    folder = make_folder(
+        tmp_path,
+        """\
+        flow: main
+        start: bye
+        nodes:
+          bye:
+            type: hangup
+            prompt: [{play: "sound:vm-goodbye"}, {play: "sound:vm-goodby"}]
+        """,
+    )
+    code, out = _cli("validate", "--sounds", str(SOUNDS), str(folder))
+    assert code == 1
+    assert out.splitlines() == [
+        f"{folder}/main.yaml:6:49: error: node 'bye' (hangup): sound 'vm-goodby' not found: "
+        f"looked for vm-goodby{{.wav,.WAV,.sln,.ulaw,.alaw}} under {folder}/prompts, {SOUNDS} "
+        "(fix: use a sound that exists (ls the roots listed) or ship a WAV under "
+        f"{folder}/prompts)",
+        f"{folder}: 1 error, 0 warnings",
+    ]
+
+
+def test_cli_schema_prints_and_writes(tmp_path: Path) -> None:
+    from ivr.schema import schema_text
+
+    code, out = _cli("schema")
+    assert (code, out) == (0, schema_text("flow"))
+    target = tmp_path / "schema.json"
+    code, _ = _cli("schema", "-o", str(target))
+    assert code == 0
+    assert target.read_text(encoding="utf-8") == (FLOWS / "schema.json").read_text()
+    code, out = _cli("schema", "--routes")
+    assert (code, out) == (0, (FLOWS / "routes.schema.json").read_text())
+
+
+def test_installed_ivr_validate_command(tmp_path: Path) -> None:
+    ivr = Path(sys.executable).parent / "ivr"
+    assert ivr.is_file(), f"{ivr} missing: pip install -e . in the venv"
+    ok = subprocess.run([str(ivr), "validate", str(DATA)], capture_output=True, text=True)
+    assert (ok.returncode, ok.stdout) == (0, f"{DATA}: 2 flows, 0 errors, 0 warnings\n")
+    folder = _broken_folder(tmp_path)
+    bad = subprocess.run([str(ivr), "validate", str(folder)], capture_output=True, text=True)
+    assert bad.returncode == 1
+    assert bad.stdout.splitlines()[-1] == f"{folder}: 1 error, 1 warning"
