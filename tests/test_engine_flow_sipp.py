@@ -6,6 +6,7 @@
   say so;
 * voicemail (5001): the caller's speech (SIPp's g711a.pcap) is recorded
   until its digit 1, into data/voicemail/test-5001/<call-id>.wav + .json;
+* barge-in (5003): the digit cuts a 15 s menu prompt and chooses at once;
 * transfer (5002): REFER to sip:2000@<SIPp's address>; a caller phone that
   accepts it (202 + NOTIFY 200) is transferred, one that declines (603)
   takes the flow's ``failed`` branch; both get our BYE.
@@ -17,6 +18,7 @@ import asyncio
 import json
 import wave
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -145,3 +147,19 @@ async def test_transfer_by_refer(
     assert result.message_trace is not None
     trace = result.message_trace.read_text(errors="replace")
     assert f"Refer-To: <sip:2000@127.0.0.1:{sipp.port}>" in trace
+
+
+async def test_barge_in_digit_stops_a_long_prompt(flow_engine: Engine) -> None:
+    sipp = Sipp("uac_pcap", remote=f"{flow_engine.sip.host}:{flow_engine.sip.port}", service="5003")
+    result = await sipp.run_async()
+    assert result.ok, result.summary()
+    record = await _flow_record(flow_engine)
+    # SIPp presses 1 about 8 s in and hangs up about 9 s in: only a key that
+    # cuts the prompt reaches node a before that.
+    assert [p["node"] for p in record["path"]] == ["menu", "a"]
+    flowset = _app(flow_engine).current()
+    text = " ".join(str(flowset.flows["barge"].nodes["menu"].prompt).split())
+    prompt = await _app(flow_engine).prompts.speech(SayText(text, "en"))
+    started, chosen = (datetime.fromisoformat(p["at"]) for p in record["path"])
+    assert prompt.duration > 12.0
+    assert 7.0 < (chosen - started).total_seconds() < 10.0
