@@ -10,7 +10,10 @@ The document is *composed* (ruamel's node graph, where every key and value
 node carries its start mark) and built into plain data here, rather than
 loaded round-trip into CommentedMaps: the positions are the same (a test
 compares them on real flows), and with ruamel.yaml.clib the C parser makes
-it about 8x faster (a 500-node flow: 0.05 s instead of 0.4 s).
+it about 8x faster (a 500-node flow: 0.05 s instead of 0.4 s). libyaml is a
+YAML 1.1 parser that refuses a few 1.2 documents (``{prompt: PIN?, next:
+x}``), so on any error the document is parsed again by ruamel's own parser,
+whose result or error stands: what loads, and every error text, is ruamel's.
 
 Two conversions make YAML friendlier to write:
 
@@ -200,14 +203,26 @@ def _yaml_diagnostic(file: Path, text: str, exc: YAMLError) -> Diagnostic:
     return Diagnostic("error", file, line, col, f"invalid YAML: {exc}", "fix the YAML syntax")
 
 
-def parse_yaml(text: str, file: Path) -> YamlDoc:
-    """Parse ``text`` (shown as ``file`` in diagnostics); raises :class:`YamlError`."""
-    yaml = YAML(typ="safe", pure=not HAS_CLIB)
+def _compose(text: str, file: Path, *, fast: bool) -> tuple[Node | None, Any]:
+    yaml = YAML(typ="safe", pure=not fast)
     try:
-        root = yaml.compose(text)
+        return yaml.compose(text), yaml.constructor
     except YAMLError as exc:
+        if fast:
+            # libyaml parses YAML 1.1 and refuses some 1.2 plain scalars (`{a: PIN?, b: 1}`):
+            # ruamel's own parser has the last word, so what loads and the error texts do
+            # not depend on whether the C parser is installed
+            return _compose(text, file, fast=False)
         raise YamlError(_yaml_diagnostic(file, text, exc)) from None
-    walker = _Walker(file, yaml.constructor)
+
+
+def parse_yaml(text: str, file: Path, *, fast: bool = HAS_CLIB) -> YamlDoc:
+    """Parse ``text`` (shown as ``file`` in diagnostics); raises :class:`YamlError`.
+
+    ``fast`` tries the C parser first (ruamel's own parser when it refuses).
+    """
+    root, constructor = _compose(text, file, fast=fast)
+    walker = _Walker(file, constructor)
     data = walker.walk(root, ()) if root is not None else None
     walker.keys[()] = walker.values[()] = (1, 1)
     return YamlDoc(file, text, data, walker.keys, walker.values)

@@ -13,12 +13,12 @@ import pytest
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from bench.flow_validate import write_folder
+from bench.flow_validate import big_flow, write_folder
 from ivr.diagnostics import Diagnostic, FlowSetError
 from ivr.expressions import Condition, Template, Value
 from ivr.loader import check_flowset, is_flowset_file, load_flowset
 from ivr.schema import routes_json_schema, schema_text
-from ivr.yamldoc import DataPath, Pos, load_yaml, parse_yaml
+from ivr.yamldoc import HAS_CLIB, DataPath, Pos, load_yaml, parse_yaml
 from tests.conftest import FLOWS
 from tests.ivr_folder import GOODBYE, SIMPLE_ROUTES, make_folder, report
 
@@ -33,8 +33,8 @@ def one_flow(tmp_path: Path, text: str) -> list[str]:
 # ------------------------------------------------------------------ YAML errors
 def test_yaml_syntax_error_position(tmp_path: Path) -> None:
     assert one_flow(tmp_path, "flow: main\nstart: a\nnodes:\n  a: {type: hangup\n") == [
-        "main.yaml:5:1: error: invalid YAML: did not find expected ',' or '}' (while parsing "
-        "a flow mapping at 4:6) (fix: fix the YAML syntax at this point)"
+        "main.yaml:5:1: error: invalid YAML: expected ',' or '}', but got '<stream end>' "
+        "(while parsing a flow mapping at 4:6) (fix: fix the YAML syntax at this point)"
     ]
 
 
@@ -49,8 +49,8 @@ def test_duplicate_key_names_the_first(tmp_path: Path) -> None:
 def test_tab_indentation(tmp_path: Path) -> None:
     text = "flow: main\nstart: a\nnodes:\n\ta: {type: hangup}\n"
     assert one_flow(tmp_path, text) == [
-        "main.yaml:4:1: error: invalid YAML: found character that cannot start any token "
-        "(while scanning for the next token) (fix: indent with spaces, not tabs)"
+        "main.yaml:4:1: error: invalid YAML: found character '\\t' that cannot start any "
+        "token (while scanning for the next token) (fix: indent with spaces, not tabs)"
     ]
 
 
@@ -58,9 +58,8 @@ def test_unquoted_star_key_is_an_alias(tmp_path: Path) -> None:
     text = "flow: main\nstart: m\nnodes:\n  m:\n    type: menu\n    prompt: x\n"
     text += "    options:\n      *: m\n"
     assert one_flow(tmp_path, text) == [
-        "main.yaml:8:8: error: invalid YAML: did not find expected alphabetic or numeric "
-        "character (while scanning an alias at 8:7) (fix: quote keys and values that start "
-        "with '*' or '&': '*': target)"
+        "main.yaml:8:7: error: invalid YAML: found undefined alias ':' (fix: quote keys and "
+        "values that start with '*' or '&': '*': target)"
     ]
 
 
@@ -482,6 +481,35 @@ def test_positions_of_a_big_flow_equal_the_round_trip_loaders(tmp_path: Path) ->
     doc = load_yaml(folder / "big.yaml")
     keys, _values = _round_trip_positions(doc.text)
     assert doc.keys == keys
+
+
+YAML_FILES = sorted(
+    [*DATA.glob("*.yaml"), *FLOWS.glob("*.yaml"), *(DATA.parent / "flows_sipp").glob("*.yaml")]
+)
+
+
+@pytest.mark.parametrize("path", YAML_FILES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_c_parser_and_ruamels_own_agree(path: Path) -> None:
+    assert HAS_CLIB, "ruamel.yaml.clib is a dependency (pyproject.toml)"
+    text = path.read_text(encoding="utf-8")
+    fast, pure = parse_yaml(text, path, fast=True), parse_yaml(text, path, fast=False)
+    assert (fast.data, fast.keys, fast.values) == (pure.data, pure.keys, pure.values)
+
+
+def test_c_parser_and_ruamels_own_agree_on_a_big_flow() -> None:
+    text = big_flow(200)
+    fast, pure = (
+        parse_yaml(text, Path("big.yaml"), fast=True),
+        parse_yaml(text, Path("b"), fast=False),
+    )
+    assert (fast.data, fast.keys, fast.values) == (pure.data, pure.keys, pure.values)
+
+
+def test_yaml_12_that_libyaml_refuses_still_loads() -> None:
+    text = "ask: {type: gather, prompt: PIN?, variable: pin}\n"
+    doc = parse_yaml(text, Path("t.yaml"))
+    assert doc.data == {"ask": {"type": "gather", "prompt": "PIN?", "variable": "pin"}}
+    assert doc.value_pos(("ask", "variable")) == (1, 45)
 
 
 def test_positions_count_characters_not_bytes() -> None:
