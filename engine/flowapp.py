@@ -84,6 +84,7 @@ __all__ = [
     "prerender",
     "recent_calls",
     "start_flow_application",
+    "transfer_uri",
     "uri_user",
 ]
 
@@ -141,6 +142,18 @@ def uri_user(text: str) -> str:
     if isinstance(uri, SipUri):
         return uri.user or uri.host
     return uri.rest.split(";", 1)[0]
+
+
+def transfer_uri(to: str, info: CallInfo) -> str:
+    """``to`` as a URI: as given with a scheme, else ``sip:TO@<where the call came from>``
+    (the PBX that sent the call resolves the extension)."""
+    if ":" in to.split("@", 1)[0]:
+        return to
+    host, port = info.remote_addr
+    hostport = f"[{host}]" if ":" in host else host
+    if port != 5060:
+        hostport += f":{port}"
+    return f"sip:{to}@{hostport}"
 
 
 def _utcnow() -> datetime:
@@ -307,7 +320,7 @@ class FlowApplication:
         if isinstance(action, CollectDigits):
             return await self._collect(call, action)
         if isinstance(action, Lookup):
-            return await self._lookup(action, clog)
+            return await self.lookup(action, clog)
         if isinstance(action, Enqueue):
             clog.info("flow.enqueue", queue=action.queue, skills=dict(action.skills))
             return await self.queue.enqueue(call, action)
@@ -349,7 +362,10 @@ class FlowApplication:
             wait = action.inter_digit_timeout
         return DigitsResult(digits, timed_out=False)
 
-    async def _lookup(self, action: Lookup, clog: Any) -> LookupResult:
+    async def lookup(self, action: Lookup, clog: Any = log) -> LookupResult:
+        """A customer record: history (the directory, in a thread, within the
+        timeout) or http (200 + JSON object; 404 = not found). Failures come
+        back as ``LookupResult.error``, never as exceptions."""
         if action.source == "history":
             directory = self.directory
             if directory is None:
@@ -398,18 +414,8 @@ class FlowApplication:
             return LookupResult(None, f"{action.url} did not return a JSON object")
         return LookupResult(body)
 
-    def transfer_uri(self, to: str, info: CallInfo) -> str:
-        """``to`` as a URI: as given with a scheme, else ``sip:TO@<where the call came from>``."""
-        if ":" in to.split("@", 1)[0]:
-            return to
-        host, port = info.remote_addr
-        hostport = f"[{host}]" if ":" in host else host
-        if port != 5060:
-            hostport += f":{port}"
-        return f"sip:{to}@{hostport}"
-
     async def _transfer(self, call: Call, action: Transfer, clog: Any) -> TransferResult:
-        uri = self.transfer_uri(action.to, call.info)
+        uri = transfer_uri(action.to, call.info)
         ok, status = await call.transfer(uri, timeout=self.transfer_timeout)
         clog.info("flow.transfer", target=uri, ok=ok, status=status)
         return TransferResult(ok, status)

@@ -17,6 +17,8 @@ main renderer.
 from __future__ import annotations
 
 import asyncio
+import shutil
+import subprocess
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
@@ -34,9 +36,30 @@ from media.prompts.sounds import SCHEME, SoundLibrary, SoundNotFound
 from media.prompts.tones import beep, silence
 from media.prompts.tts import TtsError, TtsRenderer
 
-__all__ = ["PrerenderReport", "PromptError", "PromptLibrary", "prerender"]
+__all__ = ["PrerenderReport", "PromptError", "PromptLibrary", "espeak_voices", "prerender"]
 
 log = structlog.get_logger("engine.flowprompts")
+
+
+def espeak_voices() -> frozenset[str]:
+    """Lower-cased language codes (and their first subtag), voice names and
+    files of ``espeak-ng --voices``; empty when espeak-ng cannot be run."""
+    exe = shutil.which("espeak-ng")
+    if exe is None:
+        return frozenset()
+    try:
+        out = subprocess.run(
+            [exe, "--voices"], capture_output=True, text=True, timeout=10, check=True
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return frozenset()
+    known: set[str] = set()
+    for line in out.splitlines()[1:]:
+        cols = line.split()
+        if len(cols) >= 5:
+            lang, name, file = cols[1].lower(), cols[3].lower(), cols[4].lower()
+            known.update((lang, lang.split("-", 1)[0], name, file))
+    return frozenset(known)
 
 
 class PromptError(LookupError):
@@ -89,6 +112,7 @@ class PromptLibrary:
         self._files: dict[str, tuple[Prompt, tuple[int, int] | None]] = {}
         self._file_lock = asyncio.Lock()
         self._tones: dict[object, Prompt] = {}
+        self._known_voices: frozenset[str] | None = None
 
     def close(self) -> None:
         """Stop every TTS renderer's worker (later speech raises PromptError)."""
@@ -102,14 +126,26 @@ class PromptLibrary:
             return item.voice
         return None if item.language == self.language else item.language
 
-    def renderer(self, voice: str | None) -> TtsRenderer:
-        """The renderer of ``voice`` (None: the main one)."""
+    async def _check_voice(self, voice: str) -> None:
+        """espeak-ng speaks an unknown voice with its default one, silently: refuse it."""
+        if self._known_voices is None:
+            self._known_voices = await asyncio.to_thread(espeak_voices)
+        known = self._known_voices
+        if known and voice.split("+", 1)[0].lower() not in known:
+            raise PromptError(
+                f"unknown TTS voice {voice!r}: use a language code (en, es), a voice name or"
+                " file as `espeak-ng --voices` lists them (gmw/en-us, roa/es)"
+            )
+
+    async def renderer(self, voice: str | None) -> TtsRenderer:
+        """The renderer of ``voice`` (None: the main one); PromptError for an unknown voice."""
         if self.tts is None:
             raise PromptError("no TTS renderer is configured: say texts cannot be spoken")
         if voice is None or voice == self.tts.voice:
             return self.tts
         found = self._voices.get(voice)
         if found is None:
+            await self._check_voice(voice)
             make = self._voice_renderer or (
                 lambda v: TtsRenderer(
                     self.tts.cache_dir,  # type: ignore[union-attr]
@@ -135,7 +171,7 @@ class PromptLibrary:
                 self._static[key] = hit
             return hit
         try:
-            audio = await self.renderer(voice).render(item.text)
+            audio = await (await self.renderer(voice)).render(item.text)
         except TtsError as exc:
             raise PromptError(f"cannot speak {item.text[:60]!r} (voice {voice}): {exc}") from None
         prompt = Prompt(audio, name=f"say:{item.text[:40]}")
