@@ -311,9 +311,10 @@ class ExpressionEnvironment:
             raise ExpressionError("empty expression", source)
         expr = self._parse(source, "variable")
         assert isinstance(expr, nodes.Expr)
-        names = frozenset(n.name for n in expr.find_all(nodes.Name) if n.ctx == "load") - frozenset(
-            self.env.globals
-        )
+        found = (expr, *expr.find_all(nodes.Name))  # find_all skips the root itself
+        names = frozenset(
+            n.name for n in found if isinstance(n, nodes.Name) and n.ctx == "load"
+        ) - frozenset(self.env.globals)
         body = nodes.Template([nodes.Assign(nodes.Name("result", "store"), expr, lineno=1)])
         template = self._finish(body, source)
         return TemplateExpression(template, undefined_to_none=False), names

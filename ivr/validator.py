@@ -176,7 +176,8 @@ class _Checker:
             if p.flow is not None:
                 self.flows[p.name] = p.flow
                 self.docs[p.name] = p.doc
-        self.used_vars: list[tuple[YamlDoc, Pos, str, str]] = []
+        self.used_vars: list[tuple[YamlDoc, Pos, str, str, str]] = []
+        """(doc, position, variable, where, source of the expression that reads it)."""
         self.gathers_without_next: list[tuple[str, YamlDoc, Pos, str, str]] = []
         self.set_vars: set[str] = set(BUILTIN_VARIABLES)
 
@@ -457,7 +458,7 @@ class _Checker:
                 return
             self.out.compiled[key] = compiled
         for var in sorted(compiled.variables - (extra or set())):
-            self.used_vars.append((doc, doc.value_pos(path), var, where))
+            self.used_vars.append((doc, doc.value_pos(path), var, where, source))
 
     def text(
         self, flow: m.Flow, doc: YamlDoc, path: DataPath, text: str | dict[str, str], where: str
@@ -746,15 +747,20 @@ class _Checker:
                 )
 
     def check_variables(self) -> None:
-        for doc, pos, var, where in self.used_vars:
-            if var not in self.set_vars:
-                self.warn(
-                    doc,
-                    pos,
-                    f"{where}: variable {var!r} is never set",
-                    f"set it (a set node, a gather/lookup `variable:`, or the flow's "
-                    f"`variables:`); built in: {', '.join(sorted(BUILTIN_VARIABLES))}",
+        for doc, pos, var, where, source in self.used_vars:
+            if var in self.set_vars:
+                continue
+            if source.strip() == var and where.endswith("(set)"):
+                hint = (
+                    f"a set value is an expression: for the text {var!r} write \"'{var}'\"; "
+                    "else set the variable somewhere"
                 )
+            else:
+                hint = (
+                    "set it (a set node, a gather/lookup `variable:`, or the flow's "
+                    f"`variables:`); built in: {', '.join(sorted(BUILTIN_VARIABLES))}"
+                )
+            self.warn(doc, pos, f"{where}: variable {var!r} is never set", hint)
 
 
 def _field_name(path: DataPath) -> str:

@@ -46,6 +46,8 @@ def test_variables_read_are_listed_without_locals_or_helpers() -> None:
     tmpl = compile_template("{% for d in digits %}{{ d }}{% endfor %} {{ len(name) }} {{ now }}")
     assert tmpl.variables == frozenset({"digits", "name", "now"})
     assert compile_condition("a.b == c['d'] and len(e) > 1").variables == frozenset("ace")
+    assert compile_value("vip").variables == frozenset({"vip"})
+    assert compile_value("'vip'").variables == frozenset()
 
 
 def test_undefined_variable_fails_when_evaluated() -> None:

@@ -832,6 +832,27 @@ def test_variables_never_set_are_warnings(tmp_path: Path) -> None:
     ]
 
 
+def test_set_value_that_reads_as_a_bare_name_hints_quoting(tmp_path: Path) -> None:
+    folder = make_folder(
+        tmp_path,
+        """\
+        flow: main
+        start: s
+        nodes:
+          s:
+            type: set
+            values: {team: Sales, quoted: "'Sales'", count: 3}
+            next: bye
+        """
+        + BYE,
+    )
+    assert report(folder) == [
+        "main.yaml:6:20: warning: node 's' (set): variable 'Sales' is never set (fix: a set "
+        "value is an expression: for the text 'Sales' write \"'Sales'\"; else set the "
+        "variable somewhere)"
+    ]
+
+
 def test_set_variable_names_must_be_identifiers(tmp_path: Path) -> None:
     folder = make_folder(
         tmp_path,
