@@ -25,7 +25,8 @@ the names under ``queues:``)::
           - {skills: {billing: 2}, for: 60}
           - {groups: [tier1]}
     agents:
-      alice: {skills: {billing: 5}, groups: [tier1], wrap_up: 5, lease: 120}
+      alice: {skills: {billing: 5}, groups: [tier1], wrap_up: 5, lease: 120,
+              uri: "sip:alice@10.0.0.5:5060"}     # her phone: the engine rings it
 
 Errors (the file is refused, nothing running changes): YAML syntax and
 duplicate keys, unknown keys, unknown skills/groups/strategies/queues,
@@ -84,7 +85,7 @@ _QUEUE = (
 )
 _DEFAULTS = tuple(k for k in _QUEUE if k not in ("steps", "skills", "groups", "description"))
 _STEP = ("skills", "groups", "for")
-_AGENT = ("skills", "groups", "wrap_up", "lease", "description")
+_AGENT = ("skills", "groups", "wrap_up", "lease", "uri", "description")
 _OVERFLOW_KINDS = ("flow", "queue", "voicemail", "transfer", "hangup")
 _NEEDS_TARGET = ("queue", "voicemail", "transfer")
 
@@ -351,8 +352,25 @@ class _Reader:
             groups = self.group_set(body, path, what)
             wrap_up = self.number(body, "wrap_up", path, f"{what} wrap_up")
             lease = self.number(body, "lease", path, f"{what} lease", positive=True)
-            agents[str(name)] = AgentConfig(str(name), skills, groups, wrap_up, lease)
+            uri = self.agent_uri(body.get("uri"), (*path, "uri"), what)
+            agents[str(name)] = AgentConfig(str(name), skills, groups, wrap_up, lease, uri)
         return agents
+
+    def agent_uri(self, value: Any, path: DataPath, what: str) -> str | None:
+        """The agent's phone: a ``sip:``/``sips:`` URI with a host (None when absent)."""
+        if value is None:
+            return None
+        text = value.strip() if isinstance(value, str) else ""
+        scheme, _, rest = text.partition(":")
+        host = rest.rpartition("@")[2].split(";", 1)[0]
+        if scheme.lower() not in ("sip", "sips") or not host or host.startswith(":"):
+            self.error(
+                path,
+                f"{what} uri must be a SIP URI such as sip:alice@10.0.0.5:5060, not {value!r}",
+                "give the address of the agent's phone (sip:USER@HOST[:PORT])",
+            )
+            return None
+        return text
 
     # --------------------------------------------------------------- queues
     def read_queue(self, name: str, body: Any, defaults: Mapping[str, Any]) -> QueueConfig | None:

@@ -260,6 +260,16 @@ class Router:
             return None
         return self._ewt(self._calls[call_id].queue, position, now)
 
+    def queue_estimate(self, queue: str, now: float) -> float | None:
+        """Estimated wait of a caller joining ``queue`` at ``now`` (behind
+        everyone waiting there); ``None`` when no agent serves the queue."""
+        return self._ewt(queue, self.waiting(queue) + 1, now)
+
+    def members(self, queue: str) -> list[Agent]:
+        """The agents able to take one of the queue's steps (read only)."""
+        agents = self._by_index
+        return [agents[index] for index in self._queue_agents[queue]]
+
     def staffed(self, queue: str) -> int:
         """Logged-in agents able to take one of the queue's steps."""
         return self._staffed[queue]

@@ -199,13 +199,16 @@ class AgentConfig:
     """An agent: ``skills`` name -> proficiency 1-5, ``groups``,
     ``wrap_up`` (overrides every queue's wrap-up when set), ``lease``
     (presence lease in seconds: without a heartbeat for that long a
-    logged-in agent goes offline; ``None``: no lease)."""
+    logged-in agent goes offline; ``None``: no lease), ``uri`` (the SIP URI
+    of the agent's phone, which the engine rings with offers; routing never
+    reads it)."""
 
     name: str
     skills: Mapping[str, int] = field(default_factory=dict)
     groups: frozenset[str] = frozenset()
     wrap_up: float | None = None
     lease: float | None = None
+    uri: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

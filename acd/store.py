@@ -6,8 +6,11 @@
   :class:`~acd.metrics.QueueCounters` field is a column), upserted;
 * ``acd_agent_intervals``: one row per agent and interval, upserted;
 * ``acd_live``: the live state (callers waiting and since when, calls in
-  service, agent states and since when, last EWT per queue), replaced whole on
-  every save: it is small (one row per waiting call and per agent).
+  service, agent states and since when, last EWT per queue, and the router's
+  snapshot when given), replaced whole on every save: it is small (one row per
+  waiting call and per agent);
+* ``acd_records``: the router's records (acd.records), appended: the event
+  log behind every figure.
 
 :meth:`MetricsStore.save` writes only the interval rows changed since the last
 save (``AcdMetrics.dirty``) in one transaction; :meth:`MetricsStore.load`
@@ -21,10 +24,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 from acd.metrics import (
     AcdMetrics,
@@ -34,6 +38,7 @@ from acd.metrics import (
     QueueCounters,
     WaitingCall,
 )
+from acd.records import Record, record_from_dict, record_to_dict
 
 __all__ = ["MetricsStore", "MetricsStoreError"]
 
@@ -69,6 +74,15 @@ CREATE TABLE IF NOT EXISTS acd_live (
     data TEXT NOT NULL,
     PRIMARY KEY (kind, key)
 );
+CREATE TABLE IF NOT EXISTS acd_records (
+    id INTEGER PRIMARY KEY,
+    t REAL NOT NULL,
+    kind TEXT NOT NULL,
+    call TEXT,
+    agent TEXT,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS acd_records_call ON acd_records (call);
 """
 
 
@@ -146,8 +160,18 @@ class MetricsStore:
             raise self._error(exc, what) from None
 
     # ------------------------------------------------------------- save
-    def save(self, metrics: AcdMetrics) -> int:
-        """Write the changed interval rows and the whole live state; returns rows written."""
+    def save(
+        self,
+        metrics: AcdMetrics,
+        *,
+        router: dict[str, Any] | None = None,
+        records: Sequence[Record] = (),
+    ) -> int:
+        """Write the changed interval rows and the whole live state; returns rows written.
+
+        ``router`` (a :meth:`acd.core.Router.snapshot`) is kept with the live
+        state (read back by :meth:`load_router`); ``records`` are appended to
+        ``acd_records``, the ACD's event log (read back by :meth:`records`)."""
         length = metrics.config.interval
         q_sql = (
             f"INSERT OR REPLACE INTO acd_queue_intervals (queue, start, length, "
@@ -167,12 +191,28 @@ class MetricsStore:
                 ac = metrics.agent_intervals[(name, start)]
                 a_rows.append((name, start, length, *(getattr(ac, c) for c in _AGENT_COLS)))
         live = list(self._live_rows(metrics))
+        if router is not None:
+            live.append(("router", "snapshot", json.dumps(router)))
+        logged = [
+            (
+                r.t,
+                r.kind,
+                getattr(r, "call", None),
+                getattr(r, "agent", None),
+                json.dumps(record_to_dict(r)),
+            )
+            for r in records
+        ]
         with self._op("saving ACD metrics") as db:
             db.execute("BEGIN IMMEDIATE")
             db.executemany(q_sql, q_rows)
             db.executemany(a_sql, a_rows)
             db.execute("DELETE FROM acd_live")
             db.executemany("INSERT INTO acd_live (kind, key, data) VALUES (?, ?, ?)", live)
+            db.executemany(
+                "INSERT INTO acd_records (t, kind, call, agent, data) VALUES (?, ?, ?, ?, ?)",
+                logged,
+            )
             db.execute("COMMIT")
         metrics.dirty.clear()
         return len(q_rows) + len(a_rows)
@@ -192,6 +232,28 @@ class MetricsStore:
             yield "last_ewt", queue, json.dumps(ewt)
 
     # ------------------------------------------------------------- load
+    def load_router(self) -> dict[str, Any] | None:
+        """The router snapshot saved with the live state (None: none saved)."""
+        with self._op("loading the ACD router state") as db:
+            row = db.execute(
+                "SELECT data FROM acd_live WHERE kind = 'router' AND key = 'snapshot'"
+            ).fetchone()
+        if row is None:
+            return None
+        data = json.loads(row[0])
+        return data if isinstance(data, dict) else None
+
+    def records(self, call: str | None = None) -> list[Record]:
+        """The logged ACD records in the order written (of one ``call`` when given)."""
+        sql = "SELECT data FROM acd_records"
+        args: tuple[str, ...] = ()
+        if call is not None:
+            sql += " WHERE call = ?"
+            args = (call,)
+        with self._op("reading ACD records") as db:
+            rows = db.execute(sql + " ORDER BY id", args).fetchall()
+        return [record_from_dict(json.loads(data)) for (data,) in rows]
+
     def load(self, config: MetricsConfig | None = None) -> AcdMetrics:
         """A new aggregator holding everything saved (raises if interval lengths differ)."""
         m = AcdMetrics(config)
