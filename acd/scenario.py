@@ -21,7 +21,8 @@ seconds since midnight); the simulation clock is seconds since midnight::
       default: {dist: exponential, mean: 150}
       vip: null                      # never hang up
     hold: {probability: 0.2, duration: {dist: exponential, mean: 40}}
-    answer_delay: {dist: fixed, value: 3}
+    answer_delay: {dist: fixed, value: 3}   # ringing until the agent picks up
+    ready_after: {dist: fixed, value: 30}   # back to ready after a missed offer (null: never)
     callbacks: {after: 60, probability: 0.25, connect: {dist: fixed, value: 12}}
     agents:
       - {name: billing, count: 8, skills: {billing: 4}, shift: ["08:00", "16:30"]}
@@ -187,6 +188,7 @@ class Scenario(_Model):
     patience: dict[str, Dist | None] = Field(default_factory=dict)
     hold: HoldModel | None = None
     answer_delay: Dist = Dist(dist="fixed", value=0.0)
+    ready_after: Dist | None = Dist(dist="fixed", value=30.0)
     callbacks: Callbacks | None = None
     agents: list[AgentGroup] = Field(default_factory=list)
     sample_every: float = Field(default=60.0, gt=0)

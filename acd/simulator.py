@@ -41,6 +41,8 @@ from acd.events import (
     AgentAnswer,
     AgentLogin,
     AgentLogout,
+    AgentReady,
+    AgentStateChanged,
     CallbackAccepted,
     CancelOffer,
     Effect,
@@ -52,20 +54,36 @@ from acd.events import (
     RequestCallback,
 )
 from acd.metrics import AGENT_STATES, AcdMetrics, MetricsConfig, QueueCounters
-from acd.model import AcdConfig, AgentConfig, CallState
-from acd.scenario import Sampler, Scenario
+from acd.model import AcdConfig, AgentConfig, AgentState, CallState
+from acd.scenario import Sampler, Scenario, ScenarioError, load_scenario
 
-__all__ = ["Simulation", "SimulationResult", "plot_result", "report", "with_scenario_agents"]
+__all__ = [
+    "Simulation",
+    "SimulationResult",
+    "load_simulation",
+    "plot_result",
+    "report",
+    "simulate_file",
+    "with_scenario_agents",
+    "write_intervals_csv",
+]
 
 # event kinds, in the order they run when they fall on the same instant
 _LOGIN, _TIMER, _ANSWER, _HOLD_ON, _HOLD_OFF, _HANGUP, _CALLBACK, _ABANDON = range(8)
-_ARRIVAL, _LOGOUT, _SAMPLE = 8, 9, 10
+_ARRIVAL, _READY, _LOGOUT, _SAMPLE = 8, 9, 10, 11
+_AUTO_NOT_READY = frozenset({"rna", "declined"})
 
 
 def with_scenario_agents(config: AcdConfig, scenario: Scenario) -> AcdConfig:
-    """``config`` plus the scenario's agent groups (names must not clash)."""
+    """``config`` plus the scenario's agent groups.
+
+    A group of one agent with no skills and no groups whose name is an agent of
+    ``config`` only gives that agent a shift; any other clash is an error."""
     agents: dict[str, AgentConfig] = dict(config.agents)
     for group in scenario.agents:
+        reuse = group.count == 1 and group.name in config.agents
+        if reuse and not group.skills and not group.groups:
+            continue
         for name in group.names():
             if name in agents:
                 raise ValueError(
@@ -147,6 +165,8 @@ class Simulation:
             for q in self.config.queues
         }
         self._answer_delay = Sampler(scenario.answer_delay, rng)
+        ready = scenario.ready_after
+        self._ready_after = Sampler(ready, rng) if ready is not None else None
         hold = scenario.hold
         self._hold = Sampler(hold.duration, rng) if hold is not None else None
         cb = scenario.callbacks
@@ -207,6 +227,7 @@ class Simulation:
         token = 0
         timer_at = math.inf
         answer_delay = self._answer_delay
+        ready_after = self._ready_after
         talk = self._talk
         patience = self._patience
         hold_p = sc.hold.probability if sc.hold is not None else 0.0
@@ -240,6 +261,14 @@ class Simulation:
                 elif kind is CancelOffer:
                     assert isinstance(e, CancelOffer)
                     pending.pop((e.call, e.agent), None)
+                elif kind is AgentStateChanged:
+                    assert isinstance(e, AgentStateChanged)
+                    if (
+                        ready_after is not None
+                        and e.new is AgentState.NOT_READY
+                        and e.reason in _AUTO_NOT_READY
+                    ):
+                        schedule(now + ready_after(), _READY, e.agent)
                 elif kind is CallbackAccepted or kind is Overflow:
                     pass  # the router keeps the call (or dropped it); abandons check its state
 
@@ -307,6 +336,11 @@ class Simulation:
                 inputs += 1
             elif kind == _LOGOUT:
                 effects = handle(AgentLogout(now, a))
+                inputs += 1
+            elif kind == _READY:
+                if router.agent(a).state is not AgentState.NOT_READY:
+                    continue
+                effects = handle(AgentReady(now, a))
                 inputs += 1
             else:  # _SAMPLE
                 effects = router.on_timer(now)
@@ -582,3 +616,72 @@ def summary(result: SimulationResult) -> Mapping[str, float]:
         "router_loop_s": result.router_s,
         "calls_per_s": result.calls / wall,
     }
+
+
+# ------------------------------------------------------------- from files
+
+
+def acd_config_for(scenario: Scenario, scenario_file: Path) -> AcdConfig:
+    """The scenario's ACD configuration: ``acd:`` is a queues file (relative to the
+    scenario) or an inline mapping in the same format (see :mod:`acd.config`)."""
+    from acd.config import load_config, parse_config
+
+    if isinstance(scenario.acd, str):
+        path = (scenario_file.parent / scenario.acd).resolve()
+        if not path.is_file():
+            raise ScenarioError(
+                [
+                    f"{scenario_file}: acd: {scenario.acd!r} is not a file (looked for {path}); "
+                    "give the queues file's path relative to the scenario"
+                ]
+            )
+        config, _warnings = load_config(path)
+        return config
+    import io
+
+    from ruamel.yaml import YAML
+
+    buf = io.StringIO()
+    YAML(typ="safe", pure=True).dump(scenario.acd, buf)
+    config, _warnings = parse_config(buf.getvalue(), Path(f"{scenario_file} (acd: mapping)"))
+    return config
+
+
+def load_simulation(path: Path, *, seed: int | None = None, progress: bool = False) -> Simulation:
+    """A :class:`Simulation` of the scenario file at ``path``.
+
+    Raises :class:`acd.scenario.ScenarioError` or :class:`acd.config.AcdConfigError`
+    (every problem with its file:line:column), or ValueError for clashes."""
+    scenario, _doc = load_scenario(path)
+    config = acd_config_for(scenario, path)
+    return Simulation(scenario, config, seed=seed, progress=progress)
+
+
+def simulate_file(
+    path: Path,
+    out: Path,
+    *,
+    seed: int | None = None,
+    progress: bool = False,
+    per_interval: bool = True,
+) -> tuple[SimulationResult, str, list[Path]]:
+    """Run the scenario at ``path``; write plots, ``intervals.csv`` and the metrics
+    database (``acd_metrics.db``, as the engine stores them) under ``out``.
+    Returns the result, the printed report and the files written."""
+    from acd.store import MetricsStore
+
+    sim = load_simulation(path, seed=seed, progress=progress)
+    result = sim.run()
+    out.mkdir(parents=True, exist_ok=True)
+    written = plot_result(result, out)
+    csv_path = out / "intervals.csv"
+    write_intervals_csv(result, csv_path)
+    written.append(csv_path)
+    db_path = out / "acd_metrics.db"
+    with MetricsStore(db_path) as store:
+        store.save(result.metrics)
+    written.append(db_path)
+    text = f"{result.scenario.name} (seed {result.seed})\n" + report(
+        result, per_interval=per_interval
+    )
+    return result, text, written

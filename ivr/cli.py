@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from acd.cli import acd as acd_cli
 from engine.config import EngineConfig, parse_hostport, parse_range
 from ivr.flowcli import flows
 from ivr.simcli import simulate, test_flows
@@ -205,6 +206,9 @@ def _stderr(text: str) -> None:
 cli.add_command(flows)
 cli.add_command(simulate)
 cli.add_command(test_flows)
+
+# ---------------------------------------------------------------- ivr acd (acd/cli.py)
+cli.add_command(acd_cli)
 
 
 def main() -> None:
