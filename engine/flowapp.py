@@ -233,13 +233,18 @@ class FlowApplication:
 
     # ------------------------------------------------------------------ a call
     async def __call__(self, call: Call) -> None:
-        flowset = self.current()  # the snapshot this call keeps to its end
         info = call.info
+        clog = log.bind(call_id=info.call_id)
+        try:
+            flowset = self.current()  # the snapshot this call keeps to its end
+        except LookupError as exc:  # the registry has no valid flow set published
+            clog.error("flow.unavailable", error=str(exc))
+            self.metrics.flow_calls.labels("-", "no_flows").inc()
+            return
         caller, called = uri_user(info.caller), uri_user(info.callee)
         caller_name = info.caller_name
         started = self.clock()
         digest = str(getattr(flowset, "digest", ""))
-        clog = log.bind(call_id=info.call_id)
         try:
             run = FlowRun(
                 flowset,
@@ -282,7 +287,8 @@ class FlowApplication:
                 result = await self._execute(call, run, action, clog)
                 action = run.resume(result, self.clock())
         except (CallHungUp, asyncio.CancelledError):
-            action = run.caller_hung_up(self.clock())
+            by_engine = call.end_reason in ("local-hangup", "shutdown")
+            action = run.caller_hung_up(self.clock(), by_engine=by_engine)
             raise
         except Exception as exc:
             clog.exception("flow.driver_failed")

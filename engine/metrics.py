@@ -45,7 +45,8 @@ class EngineMetrics:
         self.flow_calls = Counter(
             "callcore_flow_calls_total",
             "IVR flow runs finished, by entry flow and outcome (hangup, queue, transfer,"
-            " voicemail, overflow, no_agents, abandoned, caller_hangup, error, no_route)",
+            " voicemail, overflow, no_agents, abandoned, caller_hangup, shutdown, error, no_route,"
+            " no_flows)",
             ["flow", "outcome"],
             registry=r,
         )

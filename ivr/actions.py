@@ -159,12 +159,14 @@ END_REASONS = (
     "no_agents",
     "abandoned",
     "caller_hangup",
+    "shutdown",
     "error",
 )
 """Why a run ended (``Hangup.reason``): a hangup node or the end of the flow,
 after an agent leg (``queue``), transferred, after a voicemail, a queue that
 could not serve with no overflow branch (``overflow``/``no_agents``), the
-caller left the queue (``abandoned``) or hung up elsewhere, or a flow error."""
+caller left the queue (``abandoned``) or hung up elsewhere, the engine
+ended the call (``shutdown``), or a flow error."""
 
 
 @dataclass(frozen=True)

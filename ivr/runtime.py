@@ -11,7 +11,8 @@ action at a time (:mod:`ivr.actions`)::
         action = run.resume(result, now=t)  # time comes in; never read inside
     run.path, run.variables, run.ended     # what happened
 
-Node semantics (``next`` left out means: return from a subflow, else hang up)
+Node semantics (``next`` left out means: return from a subflow, else hang
+up; the handlers are in :mod:`ivr.nodes`)
 
 say / play
     Speak or play, then ``next``. With ``barge_in`` a key stops the prompt
@@ -80,7 +81,6 @@ from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ivr.actions import (
     RESULT_OF,
@@ -89,43 +89,16 @@ from ivr.actions import (
     DigitsResult,
     Enqueue,
     Hangup,
-    Lookup,
-    LookupResult,
     Play,
-    PlayFile,
     PlayResult,
     PromptItem,
-    QueueResult,
     RecordVoicemail,
     Result,
-    Tone,
-    Transfer,
-    TransferResult,
-    VoicemailResult,
 )
 from ivr.expressions import is_template
-from ivr.model import (
-    Flow,
-    GatherNode,
-    GotoNode,
-    HangupNode,
-    HoursNode,
-    IfNode,
-    LanguageNode,
-    LookupNode,
-    MenuNode,
-    PlayNode,
-    QueueNode,
-    ReturnNode,
-    SayNode,
-    SetNode,
-    SubflowNode,
-    SwitchNode,
-    TransferNode,
-    VoicemailNode,
-    split_target,
-)
-from ivr.prompts import resolve_prompt, say_item
+from ivr.model import Flow, split_target
+from ivr.nodes import HANDLERS, RETURN, Next
+from ivr.prompts import resolve_prompt
 
 __all__ = [
     "BUILTINS",
@@ -151,7 +124,6 @@ RUN_DEFAULTS: Mapping[str, Any] = {
     "lookup_error": None,
 }
 """Variables the run sets (lookup, queue, transfer, voicemail nodes), None until then."""
-DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 class FlowRuntimeError(Exception):
@@ -240,10 +212,6 @@ class CompiledExpressions:
             self._cache[key] = fn
         return fn
 
-
-_Next = str | Hangup | None
-"""What a node handler returns: a target, the end of the run, or None (fell off)."""
-_RETURN = Hangup("return")  # sentinel: a return node (compared by identity)
 
 Step = Generator[Action, Result, Any]
 
@@ -362,12 +330,17 @@ class FlowRun:
         self.now = now
         return self._step(result)
 
-    def caller_hung_up(self, now: datetime) -> Hangup:
-        """The caller left while an action was under way: end the run."""
+    def caller_hung_up(self, now: datetime, *, by_engine: bool = False) -> Hangup:
+        """The call ended while an action was under way: end the run.
+
+        ``by_engine``: our side ended it (engine shutdown), not the caller.
+        """
         self.now = now
         if self.ended is None:
             pending = self._pending
-            if isinstance(pending, Enqueue):
+            if by_engine:
+                self.ended = Hangup("shutdown", self._where())
+            elif isinstance(pending, Enqueue):
                 self.ended = Hangup("abandoned", pending.queue)
             elif isinstance(pending, RecordVoicemail):  # hanging up ends a message
                 self.ended = Hangup("voicemail", pending.mailbox)
@@ -507,9 +480,8 @@ class FlowRun:
             self._silent += 1
             self.attempt = 0
             self.path.append(Visit(flow.flow, state.node, node.type, self.now))
-            handler = getattr(self, f"_node_{node.type}")
-            nxt: _Next = yield from handler(node)
-            if nxt is _RETURN or nxt is None:
+            nxt: Next = yield from HANDLERS[node.type](self, node)
+            if nxt is RETURN or nxt is None:
                 if not state.stack:
                     return Hangup("hangup")
                 frame = state.stack.pop()
@@ -518,6 +490,13 @@ class FlowRun:
             if isinstance(nxt, Hangup):
                 return nxt
             self._go(nxt)
+
+    def _push_frame(self, next_target: str) -> None:
+        """Enter a subflow: remember where to continue on its return."""
+        state = self._state
+        if len(state.stack) >= self.limits.max_depth:
+            raise self._fail(f"subflows nested more than {self.limits.max_depth} deep")
+        state.stack.append(_Frame(state.flow, next_target))
 
     def _go(self, target: str) -> None:
         state = self._state
@@ -529,211 +508,3 @@ class FlowRun:
             state.flow = flow
             self._enter_flow(flow)
         state.node = node_id or state.flow.start
-
-    # ------------------------------------------------------------- nodes
-    def _node_say(self, node: SayNode) -> Step:
-        item = say_item(
-            node.text,
-            language=self.language,
-            flow=self._state.flow,
-            voice=node.voice,
-            render=self._render,
-        )
-        digit = yield from self._play_parts((item,) if item.text else (), node.barge_in)
-        if digit is not None:
-            self._typeahead.append(digit)
-        return node.next
-
-    def _node_play(self, node: PlayNode) -> Step:
-        files = [node.audio] if isinstance(node.audio, str) else list(node.audio)
-        parts = tuple(PlayFile(self._text(f)) for f in files)
-        digit = yield from self._play_parts(parts, node.barge_in)
-        if digit is not None:
-            self._typeahead.append(digit)
-        return node.next
-
-    def _node_menu(self, node: MenuNode) -> Step:
-        tries = 0
-        lead: Any = None
-        while True:
-            self.attempt = tries + 1
-            parts = self._prompt(lead) + self._prompt(node.prompt)
-            digit = yield from self._one_digit(parts, node.barge_in, node.timeout)
-            lead = None
-            if digit is not None and digit in node.options:
-                self.digits = digit
-                return node.options[digit]
-            if digit is not None and digit == node.repeat:
-                continue
-            failure = "no_input" if digit is None else "invalid"
-            tries += 1
-            if tries > node.retries:
-                return self._exhausted(node.no_input, node.invalid, failure)
-            lead = node.no_input_prompt if failure == "no_input" else node.invalid_prompt
-
-    def _exhausted(self, no_input: str | None, invalid: str | None, failure: str) -> _Next:
-        first, second = (no_input, invalid) if failure == "no_input" else (invalid, no_input)
-        target = first or second
-        if target is None:
-            return Hangup("hangup", f"{self._where()}: {failure}, tries exhausted")
-        return target
-
-    def _node_gather(self, node: GatherNode) -> Step:
-        tries = 0
-        lead: Any = None
-        term = node.terminator
-        while True:
-            self.attempt = tries + 1
-            typed = "".join(self._typeahead)
-            self._typeahead.clear()
-            if not typed:
-                parts = self._prompt(lead) + self._prompt(node.prompt)
-                typed = (yield from self._play_parts(parts, node.barge_in)) or ""
-            lead = None
-            done = False
-            if term is not None and term in typed:
-                typed, done = typed[: typed.index(term)], True
-            if len(typed) >= node.max_length:
-                typed, done = typed[: node.max_length], True
-            if not done:
-                first = node.inter_digit_timeout if typed else node.timeout
-                want = CollectDigits(
-                    node.max_length - len(typed), first, node.inter_digit_timeout, term
-                )
-                got: DigitsResult = yield from self._ask(want)
-                typed += got.digits
-            failure = None
-            if not typed:
-                failure = "no_input"
-            elif len(typed) < node.min_length or not self._matches(node.pattern, typed):
-                failure = "invalid"
-            else:
-                self.digits = typed
-                self._assign(node.variable, typed)
-                return node.next
-            tries += 1
-            if tries > node.retries:
-                return self._exhausted(node.no_input, node.invalid, failure)
-            lead = node.no_input_prompt if failure == "no_input" else node.invalid_prompt
-
-    def _matches(self, pattern: str | None, typed: str) -> bool:
-        if pattern is None:
-            return True
-        compiled = self._patterns.get(pattern)
-        if compiled is None:
-            compiled = self._patterns[pattern] = re.compile(pattern)
-        return compiled.fullmatch(typed) is not None
-
-    def _node_set(self, node: SetNode) -> Step:
-        for name, value in node.values.items():
-            self._assign(name, self._eval("value", value) if isinstance(value, str) else value)
-        return node.next
-        yield  # a generator like every handler
-
-    def _node_switch(self, node: SwitchNode) -> Step:
-        for case in node.cases:
-            if self._eval("condition", case.when):
-                return case.goto
-        return node.default
-        yield
-
-    def _node_if(self, node: IfNode) -> Step:
-        return node.then if self._eval("condition", node.condition) else node.else_
-        yield
-
-    def _node_hours(self, node: HoursNode) -> Step:
-        try:
-            zone = ZoneInfo(node.timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise self._fail(f"unknown time zone {node.timezone!r} (use e.g. Asia/Tokyo)") from None
-        local = self.now.astimezone(zone)
-        if local.date().isoformat() in node.holidays:
-            return node.holiday or node.closed
-        second = local.hour * 3600 + local.minute * 60 + local.second
-        for span in node.schedule.get(DAYS[local.weekday()], []):  # type: ignore[call-overload]
-            start, end = (int(t[:2]) * 3600 + int(t[3:5]) * 60 for t in span.split("-"))
-            if start <= second < end:
-                return node.open
-        return node.closed
-        yield
-
-    def _node_lookup(self, node: LookupNode) -> Step:
-        key = self._eval("value", node.key)
-        key = "" if key is None else str(key)
-        url = node.url
-        if url is not None and is_template(url):
-            url = str(self._eval("template", url, {"key": key})).strip()
-        got: LookupResult = yield from self._ask(Lookup(node.source, key, url, node.timeout))
-        if got.error is not None:
-            self._assign(node.variable, None)
-            self.variables["lookup_error"] = got.error
-            return node.error or node.not_found
-        self.variables["lookup_error"] = None
-        if got.record is None:
-            self._assign(node.variable, None)
-            return node.not_found
-        self._assign(node.variable, dict(got.record))
-        return node.found
-
-    def _node_queue(self, node: QueueNode) -> Step:
-        self.variables["queue"] = node.queue
-        want = Enqueue(node.queue, dict(node.skills), node.priority, node.max_wait)
-        got: QueueResult = yield from self._ask(want)
-        self.variables["queue_outcome"] = got.outcome
-        if got.outcome == "answered":
-            return node.next or Hangup("queue", node.queue)
-        if got.outcome == "abandoned":
-            return Hangup("abandoned", node.queue)
-        return node.overflow or Hangup(got.outcome, node.queue)
-
-    def _node_transfer(self, node: TransferNode) -> Step:
-        to = self._text(node.to)
-        got: TransferResult = yield from self._ask(Transfer(to))
-        self.variables["transfer_ok"] = got.ok
-        if got.ok:
-            return Hangup("transfer", to)
-        return node.failed or Hangup("hangup", f"transfer to {to} failed")
-
-    def _node_voicemail(self, node: VoicemailNode) -> Step:
-        parts = (*self._prompt(node.prompt), Tone("beep"))
-        yield from self._play_parts(parts, False)
-        mailbox = self._text(node.mailbox)
-        want = RecordVoicemail(mailbox, node.max_length, node.finish_digit)
-        got: VoicemailResult = yield from self._ask(want)
-        self.variables["voicemail"] = {
-            "mailbox": mailbox,
-            "path": got.path,
-            "seconds": got.seconds,
-        }
-        return node.next or Hangup("voicemail", mailbox)
-
-    def _node_hangup(self, node: HangupNode) -> Step:
-        yield from self._play_parts(self._prompt(node.prompt), False)
-        return Hangup("hangup")
-
-    def _node_goto(self, node: GotoNode) -> Step:
-        return node.target
-        yield
-
-    def _node_subflow(self, node: SubflowNode) -> Step:
-        state = self._state
-        if len(state.stack) >= self.limits.max_depth:
-            raise self._fail(f"subflows nested more than {self.limits.max_depth} deep")
-        if node.flow not in self.flowset.flows:
-            raise self._fail(f"subflow {node.flow!r} does not exist")
-        state.stack.append(_Frame(state.flow, node.next))
-        return f"{node.flow}:{node.node or ''}"
-        yield
-
-    def _node_return(self, node: ReturnNode) -> Step:
-        return _RETURN
-        yield
-
-    def _node_language(self, node: LanguageNode) -> Step:
-        digit = yield from self._one_digit(self._prompt(node.prompt), True, node.timeout)
-        if digit is not None and digit in node.options:
-            self.language = node.options[digit]
-        else:
-            self.language = node.default or self._state.flow.language
-        self.digits = digit
-        return node.next

@@ -1020,3 +1020,9 @@ nodes:
     d.expect(Transfer, TransferResult(False, 486))
     assert texts(d.expect(Play)) == ["Transfer ok False."]
     assert d.run.scope()["attempt"] == 0
+
+
+def test_engine_shutdown_is_not_a_caller_hang_up(tmp_path: Path) -> None:
+    run = new_run(flowset(tmp_path, QUEUE))
+    assert isinstance(run.start(), Enqueue)
+    assert run.caller_hung_up(T0, by_engine=True) == Hangup("shutdown", "main:q")
