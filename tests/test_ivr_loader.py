@@ -4,12 +4,17 @@ sources, digest, positions, compiled expressions)."""
 
 from __future__ import annotations
 
+import io
 import json
+import shutil
+import tempfile
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
@@ -542,3 +547,70 @@ def test_schema_covers_every_node_type() -> None:
         ["say", "play", "menu", "gather", "set", "switch", "if", "hours", "lookup", "queue",
          "transfer", "voicemail", "hangup", "goto", "subflow", "return", "language"]
     )  # fmt: skip
+
+
+# ------------------------------------------------------------------ robustness
+_SCALARS = st.one_of(
+    st.none(), st.booleans(), st.integers(-5, 500), st.floats(-1, 100, allow_nan=False),
+    st.sampled_from(["", ":", "main:", "bye", "x y", "{{ x", "sound:", "*", "say", "menu"]),
+)  # fmt: skip
+_JUNK = st.recursive(
+    _SCALARS,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.sampled_from(["type", "a", "1"]), inner)
+    ),
+    max_leaves=6,
+)
+
+
+def _paths(data: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [path]
+    if isinstance(data, dict):
+        for k, v in data.items():
+            out += _paths(v, (*path, k))
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            out += _paths(v, (*path, i))
+    return out
+
+
+def _check_dumped(base: Any) -> tuple[Any, list[Diagnostic]]:
+    """check_flowset of the example folder with main.yaml replaced by ``base`` dumped."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        for name in ("billing.yaml", "routes.yaml", "queues.yaml"):
+            (folder / name).write_text((DATA / name).read_text())
+        shutil.copytree(DATA / "prompts", folder / "prompts")
+        out = io.StringIO()
+        YAML(typ="safe").dump(base, out)
+        (folder / "main.yaml").write_text(out.getvalue())
+        return check_flowset(folder)
+
+
+def _example() -> Any:
+    return YAML(typ="safe").load((DATA / "main.yaml").read_text(encoding="utf-8"))
+
+
+def test_dumped_example_is_clean() -> None:
+    flowset, diags = _check_dumped(_example())
+    assert flowset is not None and diags == []
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_any_mutation_of_a_flow_gives_located_diagnostics_never_an_exception(
+    data: st.DataObject,
+) -> None:
+    base = _example()
+    for _ in range(data.draw(st.integers(1, 3))):
+        path = data.draw(st.sampled_from(_paths(base)[1:]))
+        parent = base
+        for item in path[:-1]:
+            parent = parent[item]
+        parent[path[-1]] = data.draw(_JUNK)
+    flowset, diags = _check_dumped(base)
+    errors = [d for d in diags if d.severity == "error"]
+    assert (flowset is None) == bool(errors)
+    for d in diags:
+        assert d.line >= 1 and d.column >= 1, str(d)
+        assert d.message and d.file.name in ("main.yaml", "billing.yaml", "routes.yaml")
