@@ -338,13 +338,33 @@ def _diagnose(doc: YamlDoc, loc: _Located, root: type[BaseModel]) -> Diagnostic:
     if kind in ("value_error", "assertion_error"):
         text = re.sub(r"^(Value|Assertion) error, ", "", msg)
         pos = _value_error_pos(doc, path, loc.value, text)
-        return doc.diagnostic("error", pos, _join(context, field, text), "")
+        hint = _field_hint(doc, path, root)
+        if "exactly one of say, play" in text:
+            hint = "one part per list item: split it into `- say: ...` and `- play: ...`"
+        return doc.diagnostic("error", pos, _join(context, field, text), hint)
 
     pos = doc.key_pos(path) if loc.on_key else doc.value_pos(path)
-    hint = ""
     if kind == "literal_error":
         hint = "use " + re.sub(r"^Input should be ", "", msg)
+    else:
+        hint = _field_hint(doc, path, root)
     return doc.diagnostic("error", pos, _join(context, field, _should(msg)), hint)
+
+
+def _field_hint(doc: YamlDoc, path: DataPath, root: type[BaseModel]) -> str:
+    """What the field at ``path`` is for (its description in the model), else where to look."""
+    for cut in range(len(path), 0, -1):
+        name = path[cut - 1]
+        model = _model_at(doc, path[: cut - 1], root)
+        if model is None or not isinstance(name, str):
+            continue
+        for fname, finfo in model.model_fields.items():
+            if (finfo.alias or fname) == name and finfo.description:
+                text = finfo.description.rstrip(".")
+                return f"{name}: {text[:1].lower()}{text[1:]}"
+        break
+    schema = "flows/routes.schema.json" if root is m.Routes else "flows/schema.json"
+    return f"see {schema} for what is accepted here"
 
 
 def _merged(doc: YamlDoc, group: list[_Located]) -> Diagnostic:

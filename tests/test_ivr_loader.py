@@ -172,9 +172,10 @@ def test_bad_prompt_part_is_one_error_not_one_per_union_member(tmp_path: Path) -
         "main.yaml:8:9: error: node 'bye' (hangup): prompt[0]: unknown field 'speed' (fix: "
         "allowed here: say, play, silence, tone, voice)",
         "main.yaml:9:9: error: node 'bye' (hangup): prompt[1]: a prompt part needs exactly "
-        "one of say, play, silence, tone (got say, play)",
+        "one of say, play, silence, tone (got say, play) (fix: one part per list item: split "
+        "it into `- say: ...` and `- play: ...`)",
         "main.yaml:10:18: error: node 'bye' (hangup): prompt[2].silence: should be greater "
-        "than or equal to 0",
+        "than or equal to 0 (fix: silence: milliseconds)",
     ]
 
 
@@ -233,11 +234,12 @@ def test_model_validator_errors_point_at_the_field_they_name(tmp_path: Path) -> 
         """
     lines = one_flow(tmp_path, text + BYE)
     assert lines == [
-        "main.yaml:8:17: error: node 'g' (gather): min_length 6 > max_length 4",
+        "main.yaml:8:17: error: node 'g' (gather): min_length 6 > max_length 4 (fix: see "
+        "flows/schema.json for what is accepted here)",
         "main.yaml:15:23: error: node 'm' (menu): options: menu option 'x' is not one DTMF "
-        "digit (0-9, *, #)",
+        "digit (0-9, *, #) (fix: options: digit -> target)",
         "main.yaml:21:28: error: node 'h' (hours): schedule: mon: '14:00-13:00' ends before "
-        "it starts",
+        "it starts (fix: schedule: day -> list of 'HH:MM-HH:MM' open spans)",
         "main.yaml:26:13: error: node 'l' (lookup): source: should be 'history' or 'http' "
         "(fix: use 'history' or 'http')",
     ]
