@@ -340,11 +340,11 @@ class FlowApplication:
         def failed(item: PromptItem, error: str) -> None:
             clog.warning("flow.prompt_failed", part=repr(item)[:120], error=error)
 
-        if action.barge_in:
+        audio = await self.prompts.parts(action.parts, failed, folder=folder)
+        if action.barge_in:  # (checked after a call-time render, which may take a while)
             typed = await call.get_digit(0)  # typed ahead: the caller already answered
             if typed is not None:
                 return PlayResult(typed)
-        audio = await self.prompts.parts(action.parts, failed, folder=folder)
         if not audio:
             return PlayResult(None)
         if not action.barge_in:
