@@ -10,6 +10,7 @@ read here and nowhere below.
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Callable
 
 import structlog
@@ -58,12 +59,17 @@ class SipService:
         """
         self._loop = asyncio.get_running_loop()
         for _attempt in range(50 if port == 0 else 1):
+            # Bind the socket here, not through local_addr: uvloop's bind error
+            # loses errno and strerror ("could not bind"), ours names the cause.
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            sock = socket.socket(family, socket.SOCK_DGRAM)
             try:
-                transport, _ = await self._loop.create_datagram_endpoint(
-                    lambda: self.udp, local_addr=(host, port)
-                )
+                sock.bind((host, port))
             except OSError as exc:
+                sock.close()
                 raise OSError(exc.errno, f"SIP UDP {host}:{port}: {exc.strerror}") from None
+            sock.setblocking(False)
+            transport, _ = await self._loop.create_datagram_endpoint(lambda: self.udp, sock=sock)
             self.host, self.port = transport.get_extra_info("sockname")[:2]
             try:
                 await self.tcp.listen(host, self.port)
