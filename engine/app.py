@@ -25,6 +25,7 @@ from engine.gcpacer import GcPacer
 from engine.greeting import GreetingApplication
 from engine.http import HttpServer, build_app
 from engine.metrics import EngineMetrics
+from engine.reload import FlowReload
 from media.prompts.audio import load_audio
 from media.prompts.player import Prompt
 from media.rtp.clock import MediaClock
@@ -100,6 +101,7 @@ class Engine:
         self.clock: MediaClock | None = None
         self.http: HttpServer | None = None
         self.flow_app: FlowApplication | None = None
+        self.flow_reload: FlowReload | None = None  # hot reload: versions, watcher, /flows/
         self.gc_pacer = GcPacer()
         self.metrics.registry.register(_HotPathCounters(self))
 
@@ -125,6 +127,9 @@ class Engine:
         cfg = self.config
         loop = asyncio.get_running_loop()
         application = self._application or await self._default_application()
+        if self.flow_app is not None:
+            self.flow_reload = FlowReload(cfg, self.metrics.registry)
+            await self.flow_reload.start(self.flow_app)  # new calls: registry.current()
         await self.sip.start(cfg.sip_host, cfg.sip_port)
         # The UA must advertise the port actually bound (port 0 in tests).
         self.ua.local_port = self.sip.port
@@ -149,6 +154,8 @@ class Engine:
             max_calls=cfg.max_calls,
         )
         web_app = build_app(self.metrics, self.health, self.recent_calls)
+        if self.flow_reload is not None:
+            self.flow_reload.mount(web_app)
         self.http = HttpServer(web_app, cfg.http_host, cfg.http_port)
         await self.http.start()
         log.info(
@@ -178,6 +185,8 @@ class Engine:
             await self.http.stop()
         if self.flow_app is not None:
             await self.flow_app.close()
+        if self.flow_reload is not None:
+            await self.flow_reload.stop()
         await self.sip.close()
         log.info("engine.stopped")
 

@@ -4,8 +4,8 @@
 :class:`~ivr.registry.FlowRegistry` and the folder
 :class:`~ivr.watch.FlowWatcher`, and mounts the ``/flows/`` API
 (:mod:`engine.flowapi`). The flow driver reads ``registry.current`` for each
-new call (:meth:`FlowReload.attach`) and renders every version's prompts
-before it is swapped in.
+new call and renders every version's prompts before it is swapped in
+(:meth:`FlowReload.start` with the flow application).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry
 from engine.config import EngineConfig
 from engine.flowapi import flows_app
 from ivr.loader import FlowSet, load_flowset
-from ivr.registry import FlowRegistry, PublishResult, ReloadMetrics
+from ivr.registry import FlowRegistry, LiveFlows, PublishResult, ReloadMetrics
 from ivr.versions import DB_NAME, VersionStore
 from ivr.watch import FlowWatcher
 from media.prompts.sounds import SoundLibrary
@@ -68,16 +68,26 @@ class FlowReload:
         )
         self.watcher = FlowWatcher(config.flows_dir, self._changed, quiet=quiet)
 
-    def attach(self, flow_app: Any) -> None:
-        """Let ``flow_app`` take each new call's snapshot from the registry and render
-        every version's prompts before it goes live (an :class:`engine.flowapp.FlowApplication`)."""
-        flow_app.current = self.registry.current
-        prerender: Callable[[FlowSet], Awaitable[object]] = flow_app.prerender
-        self.registry.prerender = prerender
+    async def start(self, flow_app: Any | None = None) -> PublishResult:
+        """Publish the folder (or serve the last stored version) and start watching it.
 
-    async def start(self) -> PublishResult:
-        """Publish the folder (or serve the last stored version) and start watching it."""
+        With ``flow_app`` (an :class:`engine.flowapp.FlowApplication`) every
+        version's prompts are rendered by it before the version goes live,
+        and its new calls take their snapshot from ``registry.current`` once
+        a version is live.
+        """
+        if flow_app is not None:
+            prerender: Callable[[FlowSet], Awaitable[object]] = flow_app.prerender
+            self.registry.prerender = prerender
+
+            def use_registry(_live: LiveFlows[FlowSet]) -> None:
+                flow_app.current = self.registry.current
+
+            self.registry.subscribe(use_registry)
         result = await self.registry.start(now=self.clock())
+        live = self.registry.live()
+        if flow_app is not None and live is not None:
+            flow_app.current = self.registry.current
         self.watcher.start()
         return result
 

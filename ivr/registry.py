@@ -241,6 +241,7 @@ class FlowRegistry(Generic[F]):
         self._live: LiveFlows[F] | None = None
         self._lock = asyncio.Lock()
         self._listeners: list[Callable[[LiveFlows[F]], None]] = []
+        self._result_listeners: list[Callable[[PublishResult], None]] = []
         self.last_error: PublishError | None = None
         self.last_result: PublishResult | None = None
 
@@ -259,6 +260,10 @@ class FlowRegistry(Generic[F]):
     def subscribe(self, listener: Callable[[LiveFlows[F]], None]) -> None:
         """Call ``listener(live)`` right after every swap (on the event loop)."""
         self._listeners.append(listener)
+
+    def on_result(self, listener: Callable[[PublishResult], None]) -> None:
+        """Call ``listener(result)`` after every publish, refused ones included."""
+        self._result_listeners.append(listener)
 
     def status(self) -> dict[str, Any]:
         """JSON-ready state: live version, last error with its diagnostics."""
@@ -556,6 +561,11 @@ class FlowRegistry(Generic[F]):
     def _done(self, result: PublishResult) -> PublishResult:
         self.metrics.publishes.labels(result.status).inc()
         self.last_result = result
+        for listener in list(self._result_listeners):
+            try:
+                listener(result)
+            except Exception:
+                log.exception("flows.listener_failed")
         return result
 
 
