@@ -18,6 +18,8 @@ from typing import Any
 import structlog
 from prometheus_client.core import CounterMetricFamily
 
+from engine.acd_runtime import AcdRuntime, start_acd
+from engine.acdapi import acd_app
 from engine.calls import Application, CallManager
 from engine.config import EngineConfig
 from engine.flowapp import FlowApplication, recent_calls, start_flow_application
@@ -25,6 +27,7 @@ from engine.gcpacer import GcPacer
 from engine.greeting import GreetingApplication
 from engine.http import HttpServer, build_app
 from engine.metrics import EngineMetrics
+from engine.outbound import OutboundCalls
 from engine.reload import FlowReload
 from media.prompts.audio import load_audio
 from media.prompts.player import Prompt
@@ -101,12 +104,16 @@ class Engine:
         self.clock: MediaClock | None = None
         self.http: HttpServer | None = None
         self.flow_app: FlowApplication | None = None
+        self.outbound: OutboundCalls | None = None  # calls we place (agents' phones)
+        self.acd: AcdRuntime | None = None  # the ACD behind the flows' queue nodes
         self.flow_reload: FlowReload | None = None  # hot reload: versions, watcher, /flows/
         self.gc_pacer = GcPacer()
         self.metrics.registry.register(_HotPathCounters(self))
 
     def _on_sip_event(self, event: Any) -> None:
-        if self.calls is not None:
+        if self.outbound is not None and self.outbound.owns(event.call):
+            self.outbound.on_event(event)
+        elif self.calls is not None:
             self.calls.on_event(event)
 
     async def _default_application(self) -> Application:
@@ -139,9 +146,19 @@ class Engine:
         capture_dir = cfg.data_dir / "captures" if cfg.capture else None
         if capture_dir is not None:
             capture_dir.mkdir(parents=True, exist_ok=True)
+        ports = RtpPortPool(cfg.sip_host, cfg.rtp_low, cfg.rtp_high, self.rng)
+        self.outbound = OutboundCalls(
+            sip=self.sip,
+            ports=ports,
+            clock=self.clock,
+            totals=self.totals,
+            rng=self.rng,
+            codecs=cfg.codecs,
+            jitter_ms=cfg.jitter_ms,
+        )
         self.calls = CallManager(
             sip=self.sip,
-            ports=RtpPortPool(cfg.sip_host, cfg.rtp_low, cfg.rtp_high, self.rng),
+            ports=ports,
             clock=self.clock,
             metrics=self.metrics,
             totals=self.totals,
@@ -153,7 +170,19 @@ class Engine:
             capture_dir=capture_dir,
             max_calls=cfg.max_calls,
         )
+        if self.flow_app is not None:
+            self.acd = await start_acd(
+                flows_dir=cfg.flows_dir,
+                data_dir=cfg.data_dir,
+                outbound=self.outbound,
+                prompts=self.flow_app.prompts,
+                from_uri=f"sip:acd@{self.sip.host}:{self.sip.port}",
+            )
+            if self.acd is not None:
+                self.flow_app.queue = self.acd  # queue nodes reach the ACD
         web_app = build_app(self.metrics, self.health, self.recent_calls)
+        if self.acd is not None:
+            web_app.add_subapp("/acd/", acd_app(self.acd))
         if self.flow_reload is not None:
             self.flow_reload.mount(web_app)
         self.http = HttpServer(web_app, cfg.http_host, cfg.http_port)
@@ -179,6 +208,10 @@ class Engine:
         """Hang up every call (BYE), wait briefly for answers, close all sockets."""
         if self.calls is not None:
             await self.calls.shutdown(self.config.shutdown_grace)
+        if self.outbound is not None:
+            await self.outbound.shutdown()
+        if self.acd is not None:
+            await self.acd.stop()  # saves the agents' states and the records
         if self.clock is not None:
             self.clock.close()
         if self.http is not None:

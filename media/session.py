@@ -21,14 +21,16 @@ callables and ``now``.
 from __future__ import annotations
 
 import random
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from media.capture import CallCapture
 from media.dtmf.inband import InbandDtmfDetector
-from media.dtmf.rfc4733 import TelephoneEventReceiver
+from media.dtmf.rfc4733 import EventPacket, TelephoneEventReceiver, TelephoneEventSender
 from media.g711 import Codec, codec_by_name
 from media.prompts.player import PlaybackFinished, Player
 from media.rtp.jitter import JitterBuffer
@@ -36,6 +38,9 @@ from media.rtp.packet import RtpPacket, RtpParseError
 from media.rtp.rtcp import RtcpParseError, SenderReport, parse_compound
 from media.rtp.stream import RtcpScheduler, RtpReceiveState, RtpSendState
 from media.sdp import NegotiatedMedia
+
+if TYPE_CHECKING:
+    from media.bridge import AudioPipe
 
 Addr = tuple[str, int]
 
@@ -108,6 +113,13 @@ class MediaSession:
         self._last_lost = 0
         self._last_late = 0
         self.closed = False
+        self.relay_in: AudioPipe | None = None
+        """Audio to send when the player is idle (set by a :class:`media.bridge.Bridge`)."""
+        self.relay_out: AudioPipe | None = None
+        """Where each played-out received frame goes (set by a bridge)."""
+        self._events_out: deque[EventPacket] = deque()
+        self._event_timestamp = 0
+        self.digits_sent = 0
         self.apply(media)
 
     # ------------------------------------------------------------------ setup
@@ -170,6 +182,16 @@ class MediaSession:
         """A digit that arrived outside RTP (SIP INFO)."""
         self._digit(digit, source)
 
+    def send_digit(self, digit: str, duration_ms: int = 120) -> bool:
+        """Queue ``digit`` as RFC 4733 telephone-events, sent from the next tick
+        in place of audio; False when the peer negotiated no telephone-event.
+        Raises ValueError for a character that is not a DTMF digit."""
+        if self.te_pt is None or self.closed:
+            return False
+        self._events_out.extend(TelephoneEventSender(self.ptime).packets(digit, duration_ms))
+        self.digits_sent += 1
+        return True
+
     def _digit(self, digit: str, source: str) -> None:
         if self.digits_muted:
             return
@@ -215,7 +237,13 @@ class MediaSession:
             payload = self.player.next_payload(self.codec, self.samples)
             for event in self.player.drain_events():
                 self._on_playback(event)
+            if payload is None and self.relay_in is not None:
+                payload = self.relay_in.pull(self.samples, self.codec)
         sent = payload if payload is not None else self.silence
+        if self._events_out and dest is not None and self.direction in SENDING:
+            self._send_event(dest)
+            self._tx.append(self.silence)
+            return
         if dest is not None and self.direction in SENDING:
             header = self.send_state.next_header(self.payload_type, self.samples, now=now)
             self._send_rtp(header + sent, dest)
@@ -223,6 +251,23 @@ class MediaSession:
         else:
             sent = self.silence
         self._tx.append(sent)
+
+    def _send_event(self, dest: Addr) -> None:
+        """One telephone-event packet (RFC 4733) in this tick's slot."""
+        packet = self._events_out.popleft()
+        assert self.te_pt is not None
+        if packet.marker:  # a new key press starts at the stream's current time
+            self._event_timestamp = self.send_state.timestamp
+        header = self.send_state.event_header(
+            self.te_pt,
+            self._event_timestamp + packet.timestamp_offset,
+            packet.marker,
+            self.samples,
+        )
+        self._send_rtp(header + packet.payload, dest)
+        self.totals.packets_out += 1
+        if not self._events_out:
+            self.send_state.start_talkspurt()  # audio resumes: marker bit
 
     def after_tick(self, now: float) -> None:
         """Second phase of a clock tick, run once every stream has sent its frame.
@@ -248,6 +293,8 @@ class MediaSession:
                 del fifo[: len(fifo) - 2 * self.samples]
         else:
             received = self.silence
+        if self.relay_out is not None:
+            self.relay_out.push(received, self.codec)
         self._rx.append(received)
         if len(self._rx) >= self._batch:
             self._decode_batch()

@@ -1,0 +1,868 @@
+"""The ACD on real calls: an asyncio shell around the pure :class:`acd.core.Router`.
+
+The flow driver hands a caller over through :meth:`AcdRuntime.enqueue` (the
+:class:`~engine.flowapp.QueuePort`); from then on this module
+
+* feeds the router its inputs, each with ``now`` read here and nowhere
+  below (:class:`AcdClock`: the loop's monotonic clock anchored to Unix time
+  at start-up, so times stay comparable across restarts), and arms one timer
+  for ``router.next_deadline()``;
+* carries out the router's effects:
+
+  ``Offer``        INVITE the agent's phone (``uri:`` in queues.yaml) from our
+                   RTP pool (:mod:`engine.outbound`); a failure (busy, 603,
+                   timeout, unreachable) is an ``AgentDecline``, an answer an
+                   ``AgentAnswer``, and when the router takes it the caller's
+                   and agent's media are bridged (:class:`media.bridge.Bridge`);
+  ``CancelOffer``  CANCEL the ringing phone (ring-no-answer, abandon, ...);
+  ``Announce``     play "You are number N in line. Your wait is less than M
+                   minutes." (the engine's TTS, sentences rendered ahead) in
+                   place of the hold tone that plays between announcements;
+  ``Overflow``     end the wait with ``QueueResult("overflow")`` (or
+                   ``"no_agents"``) so the flow takes its overflow branch
+                   (queue actions ``hangup`` and ``transfer`` are done first);
+
+* reports back what the phones do: the caller hanging up while waiting or
+  ringing (abandoned), either side hanging up after the bridge (the call is
+  complete, the agent goes to wrap-up, the flow resumes with
+  ``QueueResult("answered")`` when the caller is still there), hold by the
+  agent's phone (re-INVITE), and the caller's digits relayed to the agent
+  as RFC 4733 while bridged;
+* keeps the router's state, its records and the metrics in the engine's
+  database (``DATA/callcore.db``, :class:`acd.store.MetricsStore`), saved
+  shortly after every change and on stop. On start the saved agents come
+  back as they were (logged in, not ready with their reason, in wrap-up);
+  calls saved as waiting or talking have no SIP leg any more and end as
+  abandoned/completed.
+
+Effects are executed synchronously while an input is handled; an input that
+an effect causes (a phone failing at once) is queued and handled right
+after, in order, so the router sees time move forward only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import structlog
+
+from acd.config import AcdConfigError, load_config
+from acd.core import Router
+from acd.events import (
+    AcdError,
+    AgentAnswer,
+    AgentDecline,
+    AgentLogin,
+    AgentLogout,
+    AgentNotReady,
+    AgentReady,
+    AgentStateChanged,
+    Announce,
+    CancelOffer,
+    Effect,
+    EndWrapUp,
+    EnqueueCall,
+    Hangup,
+    Hold,
+    Input,
+    Offer,
+    Overflow,
+)
+from acd.ewt import announcement_text
+from acd.metrics import AcdMetrics
+from acd.model import AcdConfig, AgentState, CallState
+from acd.records import Record
+from acd.store import MetricsStore, MetricsStoreError
+from engine.flowprompts import PromptError, PromptLibrary
+from engine.outbound import DialError, OutboundCalls, OutboundLeg
+from ivr.actions import Enqueue, QueueResult, SayText
+from ivr.versions import DB_NAME
+from media.bridge import Bridge
+from media.call import Call, CallHungUp
+from media.prompts.player import Prompt
+from media.prompts.tones import silence, tone
+from media.rtp.endpoint import PortRangeExhausted
+
+__all__ = [
+    "AcdClock",
+    "AcdRequestError",
+    "AcdRuntime",
+    "PlayedAnnouncement",
+    "comfort_tone",
+    "start_acd",
+]
+
+log = structlog.get_logger("engine.acd")
+
+RATE = 8000
+STATE_REQUESTS = ("login", "ready", "not_ready", "logout")
+
+
+def comfort_tone() -> np.ndarray:
+    """The hold treatment between announcements: a soft two-note chime
+    (523 Hz then 659 Hz, 300 ms each at -24 dBm0) every 4 seconds."""
+    chime = np.concatenate((tone((523.25,), 300, -24.0), tone((659.25,), 300, -24.0)))
+    return np.concatenate((chime, silence(4000 - 600)))
+
+
+class AcdClock:
+    """``now`` for the router: the loop's monotonic time on a Unix-time origin
+    (taken once), never going backwards; converts router times to loop times."""
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, wall: Callable[[], float] = time.time
+    ) -> None:
+        self._loop = loop
+        self._origin_loop = loop.time()
+        self._origin_wall = wall()
+        self._last = -math.inf
+
+    def now(self) -> float:
+        """Seconds (Unix time), non-decreasing."""
+        t = self._origin_wall + (self._loop.time() - self._origin_loop)
+        if t > self._last:
+            self._last = t
+        return self._last
+
+    def advance_to(self, t: float) -> None:
+        """Make the next :meth:`now` at least ``t`` (a timer that fired a hair early,
+        or a restored state saved by a clock that was ahead)."""
+        if t > self._last:
+            self._last = t
+
+    def loop_time(self, t: float) -> float:
+        """The loop time at which router time ``t`` comes."""
+        return self._origin_loop + (t - self._origin_wall)
+
+
+class AcdRequestError(ValueError):
+    """A supervisor request that cannot be done; ``status`` is the HTTP status."""
+
+    def __init__(self, status: int, text: str) -> None:
+        super().__init__(text)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class PlayedAnnouncement:
+    """One position/EWT announcement as the caller heard it: when it started
+    (router clock), the text, the figures, and its length in seconds."""
+
+    at: float
+    text: str
+    position: int | None
+    ewt: float | None
+    seconds: float
+
+
+@dataclass(eq=False)
+class _Waiter:
+    """A caller the flow handed to the ACD, until the wait (and agent leg) ends."""
+
+    id: str
+    call: Call
+    request: Enqueue
+    queue: str
+    joined: float
+    done: asyncio.Future[QueueResult]
+    pending: deque[tuple[Prompt, Announce]] = field(default_factory=deque)
+    played: list[PlayedAnnouncement] = field(default_factory=list)
+    holding: bool = False
+    treatment: asyncio.Task[None] | None = None
+    agent: str | None = None
+    leg: OutboundLeg | None = None
+    bridge: Bridge | None = None
+    answered_at: float | None = None
+    overflow: Overflow | None = None
+
+
+@dataclass(eq=False)
+class _Ring:
+    """One offer being rung: the agent's phone leg, once dialled."""
+
+    call: str
+    agent: str
+    leg: OutboundLeg | None = None
+    cancelled: bool = False
+    task: asyncio.Task[None] | None = None
+
+
+class AcdRuntime:
+    """The ACD serving real calls (see the module docstring).
+
+    ``outbound`` places the agent legs; ``prompts`` speaks the announcements
+    (None: announcements are logged, not played); ``store`` keeps state and
+    records (None: nothing survives a restart); ``from_uri`` is our address
+    in the INVITEs to agents; ``hold`` is played between announcements.
+    """
+
+    def __init__(
+        self,
+        config: AcdConfig,
+        *,
+        outbound: OutboundCalls,
+        prompts: PromptLibrary | None,
+        store: MetricsStore | None,
+        from_uri: str,
+        language: str = "en",
+        hold: Prompt | None = None,
+        save_delay: float = 0.5,
+        prerender_positions: int = 10,
+        prerender_minutes: int = 15,
+    ) -> None:
+        self.router = Router(config)
+        self.outbound = outbound
+        self.prompts = prompts
+        self.store = store
+        self.from_uri = from_uri
+        self.language = language
+        self.hold = hold or Prompt(comfort_tone(), name="acd:comfort-tone")
+        self.save_delay = save_delay
+        self.prerender_positions = prerender_positions
+        self.prerender_minutes = prerender_minutes
+        self.metrics = AcdMetrics()
+        self.clock: AcdClock | None = None
+        self.played: OrderedDict[str, list[PlayedAnnouncement]] = OrderedDict()
+        """Announcements per call id (live and the last 500 finished calls)."""
+        self.answered: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        """Bridged calls: call id -> agent, wait, answered/ended times (last 500)."""
+        self._waiters: dict[str, _Waiter] = {}
+        self._rings: dict[tuple[str, str], _Ring] = {}
+        self._inbox: deque[Input | None] = deque()
+        self._busy = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._save_handle: asyncio.TimerHandle | None = None
+        self._unsaved: list[Record] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._spoken: OrderedDict[str, Prompt | None] = OrderedDict()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopped = False
+
+    # ================================================================ life
+    async def start(self) -> None:
+        """Load the saved state (if any), render the announcement sentences, arm the timer."""
+        self._loop = asyncio.get_running_loop()
+        self.clock = AcdClock(self._loop)
+        if self.store is not None:
+            try:
+                self.metrics = self.store.load()
+                saved = self.store.load_router()
+            except MetricsStoreError as exc:
+                log.error("acd.load_failed", error=str(exc))
+                saved = None
+            if saved is not None:
+                self._restore(saved)
+        if self.prompts is not None:
+            self._spawn(self._prerender())
+        self._after()
+        log.info(
+            "acd.started",
+            queues=sorted(self.router.config.queues),
+            agents=[(a.name, a.state.value) for a in self.router.agents()],
+        )
+
+    def _restore(self, saved: dict[str, Any]) -> None:
+        assert self.clock is not None
+        saved_now = saved.get("now")
+        if isinstance(saved_now, int | float):
+            self.clock.advance_to(float(saved_now))
+        now = self.clock.now()
+        try:
+            effects = self.router.restore(saved, now)
+        except AcdError as exc:
+            log.error(
+                "acd.restore_failed", error=str(exc), hint="starting with every agent offline"
+            )
+            self.router = Router(self.router.config)
+            return
+        for effect in effects:
+            self._execute(effect)
+        # Calls do not survive a restart (their SIP legs died with the engine).
+        for call in self.router.calls():
+            self._input(Hangup(self.clock.now(), call.id))
+        log.info(
+            "acd.restored",
+            agents=[(a.name, a.state.value, a.reason) for a in self.router.agents()],
+        )
+
+    async def stop(self) -> None:
+        """Hang up agent legs, stop timers, save state and records, close the store."""
+        for _ in range(3):  # let cancelled callers' coroutines report their hang-ups
+            await asyncio.sleep(0)
+        self._stopped = True
+        for ring in list(self._rings.values()):
+            ring.cancelled = True
+            if ring.leg is not None:
+                self.outbound.hangup(ring.leg)
+        for waiter in list(self._waiters.values()):
+            if waiter.leg is not None:
+                self.outbound.hangup(waiter.leg)
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._save_handle is not None:
+            self._save_handle.cancel()
+            self._save_handle = None
+        self._save()
+        if self.store is not None:
+            self.store.close()
+        log.info("acd.stopped")
+
+    def now(self) -> float:
+        """The router's clock (see :class:`AcdClock`)."""
+        assert self.clock is not None, "AcdRuntime.start() was not called"
+        return self.clock.now()
+
+    # =========================================================== the port
+    async def enqueue(self, call: Call, request: Enqueue) -> QueueResult:
+        """Queue the caller; returns when the wait (or the agent leg) is over.
+        Raises :class:`~media.call.CallHungUp` when the caller hangs up."""
+        if request.queue not in self.router.config.queues:
+            log.error(
+                "acd.unknown_queue",
+                call_id=call.info.call_id,
+                queue=request.queue,
+                hint="add the queue to queues.yaml (the flow names one the ACD lacks)",
+            )
+            return QueueResult("no_agents")
+        loop = asyncio.get_running_loop()
+        cid = call.info.call_id
+        if cid in self._waiters or self.router.call(cid) is not None:
+            cid = f"{cid}#{len(self.played)}"
+        now = self.now()
+        waiter = _Waiter(cid, call, request, request.queue, now, loop.create_future())
+        self._waiters[cid] = waiter
+        self.played[cid] = waiter.played
+        while len(self.played) > 500 + len(self._waiters):
+            self.played.popitem(last=False)
+        waiter.treatment = self._spawn(self._treatment(waiter))
+        log.info("acd.enqueue", call_id=cid, queue=request.queue, skills=dict(request.skills))
+        try:
+            self._input(
+                EnqueueCall(
+                    now,
+                    cid,
+                    request.queue,
+                    request.priority,
+                    dict(request.skills),
+                    request.max_wait,
+                )
+            )
+            if not waiter.done.done() and self.router.call(cid) is None:
+                waiter.done.set_result(QueueResult("no_agents"))  # refused (logged)
+            result = await self._wait(waiter)
+        finally:
+            self._leave(waiter)
+        call.flush_digits()
+        overflow = waiter.overflow
+        if overflow is not None:
+            await self._overflow_action(waiter, overflow)
+        return result
+
+    async def _wait(self, waiter: _Waiter) -> QueueResult:
+        """Until the result; digits typed while bridged go to the agent."""
+        call = waiter.call
+        while not waiter.done.done():
+            digit_task: asyncio.Future[str | None] = asyncio.ensure_future(call.get_digit(None))
+            waits: set[asyncio.Future[Any]] = {waiter.done, digit_task}
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                if not digit_task.done():
+                    digit_task.cancel()
+            if digit_task.done() and not digit_task.cancelled():
+                digit = digit_task.result()  # raises CallHungUp when the caller left
+                if digit is not None and waiter.bridge is not None:
+                    sent = waiter.bridge.relay_digit(digit)
+                    log.info("acd.digit_relayed", call_id=waiter.id, digit=digit, sent=sent)
+        return waiter.done.result()
+
+    def _leave(self, waiter: _Waiter) -> None:
+        """The caller's time in the ACD is over (result, hang-up or cancellation)."""
+        self._waiters.pop(waiter.id, None)
+        if waiter.treatment is not None and not waiter.treatment.done():
+            waiter.treatment.cancel()
+        session = waiter.call.session
+        if not session.closed:
+            session.player.clear()
+        if self.router.call(waiter.id) is not None:
+            self._input(Hangup(self.now(), waiter.id))  # abandoned, or completed if bridged
+        if waiter.bridge is not None:
+            waiter.bridge.close()
+        if waiter.leg is not None and not waiter.leg.finished:
+            self.outbound.hangup(waiter.leg)  # the caller left: BYE the agent
+        self._record_answer_end(waiter)
+        if not waiter.done.done():
+            waiter.done.cancel()
+
+    async def _overflow_action(self, waiter: _Waiter, overflow: Overflow) -> None:
+        action = overflow.action
+        call = waiter.call
+        if action.kind == "hangup":
+            call.hangup()
+        elif action.kind == "transfer" and action.target:
+            target = action.target
+            if ":" not in target.split("@", 1)[0]:
+                host, port = call.info.remote_addr
+                target = f"sip:{target}@{host}:{port}"
+            ok, status = await call.transfer(target)
+            log.info(
+                "acd.overflow_transfer", call_id=waiter.id, target=target, ok=ok, status=status
+            )
+        elif action.kind == "voicemail":
+            log.info(
+                "acd.overflow_voicemail",
+                call_id=waiter.id,
+                mailbox=action.target,
+                hint="the flow's overflow branch records voicemail (give the queue node one)",
+            )
+
+    # ========================================================== treatment
+    async def _treatment(self, waiter: _Waiter) -> None:
+        """Hold tone, cut by each announcement when it is ready."""
+        call = waiter.call
+        try:
+            while True:
+                if waiter.pending:
+                    prompt, announce = waiter.pending.popleft()
+                    waiter.holding = False
+                    waiter.played.append(
+                        PlayedAnnouncement(
+                            self.now(),
+                            announce.text,
+                            announce.position,
+                            announce.ewt,
+                            prompt.duration,
+                        )
+                    )
+                    log.info(
+                        "acd.announce",
+                        call_id=waiter.id,
+                        text=announce.text,
+                        position=announce.position,
+                        ewt=None if announce.ewt is None else round(announce.ewt, 1),
+                    )
+                    await call.play(prompt, interruptible=False)
+                    continue
+                waiter.holding = True
+                await call.play(self.hold, interruptible=False)  # cut by an announcement
+        except CallHungUp:
+            return
+        finally:
+            waiter.holding = False
+
+    async def _announce(self, waiter: _Waiter, effect: Announce) -> None:
+        prompt = await self.speak(effect.text)
+        if prompt is None or waiter.done.done() or waiter.bridge is not None:
+            return
+        if waiter.id not in self._waiters:
+            return
+        waiter.pending.append((prompt, effect))
+        if waiter.holding:
+            waiter.call.session.player.clear()  # the treatment loop plays it next
+
+    async def speak(self, text: str) -> Prompt | None:
+        """``text`` as the caller hears it: sentence by sentence through the prompt
+        library, 250 ms apart (cached); None when it cannot be spoken."""
+        if text in self._spoken:
+            self._spoken.move_to_end(text)
+            return self._spoken[text]
+        if self.prompts is None or not text:
+            return None
+        parts: list[np.ndarray] = []
+        try:
+            for sentence in _sentences(text):
+                if parts:
+                    parts.append(silence(250))
+                said = await self.prompts.speech(SayText(sentence, self.language), static=True)
+                parts.append(np.asarray(said.audio))
+        except PromptError as exc:
+            log.warning("acd.announce_unspeakable", text=text, error=str(exc))
+            return None
+        prompt = Prompt(np.concatenate(parts), name=f"acd:{text[:40]}")
+        self._spoken[text] = prompt
+        if len(self._spoken) > 256:
+            self._spoken.popitem(last=False)
+        return prompt
+
+    async def _prerender(self) -> None:
+        """Every position and wait sentence the announcements use, before callers need them."""
+        texts = {announcement_text(p, None) for p in range(1, self.prerender_positions + 1)}
+        for queue in self.router.config.queues.values():
+            if queue.announce is None:
+                continue
+            step = queue.announce.round_to
+            for k in range(1, max(2, int(self.prerender_minutes * 60 / step) + 1)):
+                texts.add(announcement_text(None, k * step - step / 2, step))
+        started = time.monotonic()
+        for text in sorted(texts):
+            await self.speak(text)
+        log.info("acd.prerendered", texts=len(texts), seconds=round(time.monotonic() - started, 2))
+
+    # ============================================================ inputs
+    def _input(self, event: Input | None) -> None:
+        """Handle ``event`` (None: the timer) and the inputs its effects cause, in order."""
+        self._inbox.append(event)
+        if self._busy:
+            return
+        self._busy = True
+        try:
+            while self._inbox:
+                item = self._inbox.popleft()
+                try:
+                    if item is None:
+                        effects = self.router.on_timer(self.now())
+                    else:
+                        effects = self.router.handle(item)
+                except AcdError as exc:
+                    log.error("acd.input_refused", input=repr(item)[:200], error=str(exc))
+                    continue
+                for effect in effects:
+                    try:
+                        self._execute(effect)
+                    except Exception:
+                        log.exception("acd.effect_failed", effect=repr(effect)[:200])
+        finally:
+            self._busy = False
+        self._after()
+
+    def _after(self) -> None:
+        records = self.router.drain_records()
+        if records:
+            self.metrics.feed_all(records)
+            self._unsaved.extend(records)
+            self._schedule_save()
+        self._arm()
+
+    def _arm(self) -> None:
+        if self._stopped or self._loop is None or self.clock is None:
+            return
+        deadline = self.router.next_deadline()
+        if self._timer is not None:
+            if deadline == self._timer_at:
+                return
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = deadline
+        if deadline is not None:
+            self._timer = self._loop.call_at(self.clock.loop_time(deadline), self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if self._timer_at is not None and self.clock is not None:
+            self.clock.advance_to(self._timer_at)
+        self._timer_at = None
+        self._input(None)
+
+    # =========================================================== effects
+    def _execute(self, effect: Effect) -> None:
+        if isinstance(effect, Offer):
+            self._offer(effect)
+        elif isinstance(effect, CancelOffer):
+            self._cancel_offer(effect)
+        elif isinstance(effect, Announce):
+            waiter = self._waiters.get(effect.call)
+            if waiter is not None and waiter.bridge is None:
+                self._spawn(self._announce(waiter, effect))
+        elif isinstance(effect, Overflow):
+            self._overflowed(effect)
+        elif isinstance(effect, AgentStateChanged):
+            log.info(
+                "acd.agent_state",
+                agent=effect.agent,
+                old=effect.old.value,
+                new=effect.new.value,
+                reason=effect.reason,
+            )
+
+    def _offer(self, offer: Offer) -> None:
+        agent = self.router.agent(offer.agent)
+        waiter = self._waiters.get(offer.call)
+        log.info(
+            "acd.offer",
+            call_id=offer.call,
+            agent=offer.agent,
+            queue=offer.queue,
+            why=offer.why.text(),
+        )
+        if waiter is None:  # no caller leg behind this call: it cannot be bridged
+            self._later(lambda: Hangup(self.now(), offer.call))
+            return
+        uri = agent.config.uri
+        if uri is None:
+            log.error(
+                "acd.agent_without_phone",
+                agent=offer.agent,
+                hint="give the agent `uri: sip:USER@HOST:PORT` in queues.yaml",
+            )
+            self._later(lambda: AgentNotReady(self.now(), offer.agent, "no_phone"))
+            return
+        ring = _Ring(offer.call, offer.agent)
+        self._rings[(offer.call, offer.agent)] = ring
+        ring.task = self._spawn(self._ring(ring, uri, waiter))
+
+    def _cancel_offer(self, cancel: CancelOffer) -> None:
+        ring = self._rings.pop((cancel.call, cancel.agent), None)
+        log.info(
+            "acd.offer_cancelled", call_id=cancel.call, agent=cancel.agent, reason=cancel.reason
+        )
+        if ring is None:
+            return
+        ring.cancelled = True
+        if ring.leg is not None:
+            self.outbound.hangup(ring.leg)  # CANCEL (or BYE if its 200 is just in)
+
+    def _overflowed(self, overflow: Overflow) -> None:
+        waiter = self._waiters.get(overflow.call)
+        log.info(
+            "acd.overflow",
+            call_id=overflow.call,
+            queue=overflow.queue,
+            reason=overflow.reason,
+            action=overflow.action.kind,
+            moved_to=overflow.moved_to,
+        )
+        if waiter is None:
+            return
+        if overflow.moved_to is not None:
+            waiter.queue = overflow.moved_to
+            return
+        waiter.overflow = overflow
+        waited = self.now() - waiter.joined
+        result = (
+            QueueResult("no_agents", waited=waited)
+            if overflow.reason == "no_agents"
+            else QueueResult("overflow", waited=waited)
+        )
+        if not waiter.done.done():
+            waiter.done.set_result(result)
+
+    # ======================================================== agent legs
+    async def _ring(self, ring: _Ring, uri: str, waiter: _Waiter) -> None:
+        """Dial the agent; report failure or answer; bridge; wait for the end."""
+        caller = waiter.call.info.caller_name or waiter.call.info.caller
+        try:
+            leg = await self.outbound.dial(
+                uri, from_uri=self.from_uri, display=f"{waiter.queue}: {caller}"[:80]
+            )
+        except (DialError, PortRangeExhausted) as exc:
+            log.error("acd.dial_failed", agent=ring.agent, uri=uri, error=str(exc))
+            self._ring_failed(ring)
+            return
+        ring.leg = leg
+        if ring.cancelled:
+            self.outbound.hangup(leg)
+            return
+        status = await leg.outcome
+        if ring.cancelled:
+            return  # CancelOffer hung the leg up already
+        if status != 200:
+            log.info("acd.agent_did_not_answer", agent=ring.agent, call_id=ring.call, status=status)
+            self._ring_failed(ring)
+            return
+        self._rings.pop((ring.call, ring.agent), None)
+        self._input(AgentAnswer(self.now(), ring.agent, ring.call))
+        routed = self.router.call(ring.call)
+        if (
+            routed is None
+            or routed.state is not CallState.ANSWERED
+            or routed.agent != ring.agent
+            or ring.call not in self._waiters
+        ):
+            log.info("acd.answer_too_late", agent=ring.agent, call_id=ring.call)
+            self.outbound.hangup(leg)
+            return
+        self._connect(self._waiters[ring.call], ring.agent, leg)
+        await leg.ended.wait()
+        if waiter.leg is leg and not waiter.done.done():
+            self._agent_gone(waiter)
+
+    def _ring_failed(self, ring: _Ring) -> None:
+        if self._rings.pop((ring.call, ring.agent), None) is None or ring.cancelled:
+            return
+        self._input(AgentDecline(self.now(), ring.agent, ring.call))
+
+    def _connect(self, waiter: _Waiter, agent: str, leg: OutboundLeg) -> None:
+        """The agent answered and the router agrees: join the two legs."""
+        assert leg.session is not None
+        waiter.agent = agent
+        waiter.leg = leg
+        waiter.answered_at = self.now()
+        if waiter.treatment is not None:
+            waiter.treatment.cancel()
+        waiter.pending.clear()
+        waiter.call.session.player.clear()
+        waiter.bridge = Bridge(waiter.call.session, leg.session)
+        cid = waiter.id
+        leg.on_hold = lambda held: self._input(Hold(self.now(), cid, held))
+        wait = waiter.answered_at - waiter.joined
+        self.answered[cid] = {
+            "call": cid,
+            "queue": waiter.queue,
+            "agent": agent,
+            "wait": wait,
+            "answered_at": waiter.answered_at,
+            "ended_at": None,
+            "caller_codec": waiter.call.session.codec.name,
+            "agent_codec": leg.session.codec.name,
+            "agent_telephone_event": leg.session.te_pt is not None,
+        }
+        while len(self.answered) > 500:
+            self.answered.popitem(last=False)
+        log.info(
+            "acd.bridged",
+            call_id=cid,
+            agent=agent,
+            wait=round(wait, 2),
+            caller_codec=waiter.call.session.codec.name,
+            agent_codec=leg.session.codec.name,
+        )
+
+    def _agent_gone(self, waiter: _Waiter) -> None:
+        """The agent hung up: the call is complete, the flow goes on."""
+        if waiter.bridge is not None:
+            waiter.bridge.close()
+        self._input(Hangup(self.now(), waiter.id))
+        waited = (waiter.answered_at or waiter.joined) - waiter.joined
+        self._record_answer_end(waiter)
+        log.info("acd.agent_hung_up", call_id=waiter.id, agent=waiter.agent)
+        if not waiter.done.done():
+            waiter.done.set_result(QueueResult("answered", agent=waiter.agent, waited=waited))
+
+    def _record_answer_end(self, waiter: _Waiter) -> None:
+        item = self.answered.get(waiter.id)
+        if item is not None and item["ended_at"] is None:
+            item["ended_at"] = self.now()
+
+    # ===================================================== supervisors
+    def set_agent_state(self, name: str, state: str, reason: str | None = None) -> None:
+        """login / ready / not_ready(reason) / logout for ``name``, applied at once.
+        Raises :class:`AcdRequestError` (404 unknown agent, 400 bad request, 409 not now)."""
+        if name not in self.router.config.agents:
+            known = ", ".join(self.router.config.agents) or "none"
+            raise AcdRequestError(404, f"unknown agent {name!r} (known: {known})")
+        if state not in STATE_REQUESTS:
+            raise AcdRequestError(
+                400, f"state must be one of {', '.join(STATE_REQUESTS)}, not {state!r}"
+            )
+        if reason is not None and (not reason.strip() or len(reason) > 64):
+            raise AcdRequestError(400, "reason must be a non-empty text of at most 64 characters")
+        agent = self.router.agent(name)
+        current = agent.state
+        now = self.now()
+        if state == "login":
+            if current is AgentState.OFFLINE:
+                self._input(AgentLogin(now, name, ready=False))
+        elif state == "ready":
+            if current is AgentState.OFFLINE:
+                self._input(AgentLogin(now, name, ready=True))
+            elif current is AgentState.WRAP_UP:
+                self._input(AgentReady(now, name))  # drops a pending break
+                self._input(EndWrapUp(self.now(), name))
+            else:
+                self._input(AgentReady(now, name))
+        elif state == "not_ready":
+            if current is AgentState.OFFLINE:
+                raise AcdRequestError(
+                    409, f"agent {name!r} is logged out: log in first (state login or ready)"
+                )
+            self._input(AgentNotReady(now, name, reason or "break"))
+        else:
+            self._input(AgentLogout(now, name))
+        log.info("acd.state_request", agent=name, state=state, reason=reason)
+
+    # ====================================================== persistence
+    def _schedule_save(self) -> None:
+        if self.store is None or self._save_handle is not None or self._loop is None:
+            return
+        if self._stopped:
+            return
+        self._save_handle = self._loop.call_later(self.save_delay, self._save)
+
+    def _save(self) -> None:
+        self._save_handle = None
+        if self.store is None:
+            return
+        records, self._unsaved = self._unsaved, []
+        try:
+            self.store.save(self.metrics, router=self.router.snapshot(), records=records)
+        except MetricsStoreError as exc:
+            self._unsaved[:0] = records  # kept for the next try
+            log.error("acd.save_failed", error=str(exc))
+
+    # ========================================================== helpers
+    def _later(self, make: Callable[[], Input]) -> None:
+        """An input caused by an effect, handled after the current one."""
+        if self._loop is not None:
+            self._loop.call_soon(lambda: self._input(make()))
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("acd.task_failed", error=repr(task.exception()))
+
+
+def _sentences(text: str) -> list[str]:
+    """``"You are next in line. Your wait is ..."`` -> one item per sentence."""
+    out = []
+    for part in text.split(". "):
+        part = part.strip()
+        if part:
+            out.append(part if part.endswith(".") else part + ".")
+    return out
+
+
+async def start_acd(
+    *,
+    flows_dir: Path,
+    data_dir: Path,
+    outbound: OutboundCalls,
+    prompts: PromptLibrary | None,
+    from_uri: str,
+) -> AcdRuntime | None:
+    """The ACD for ``flows_dir/queues.yaml``, started on the engine's database;
+    None when there is no queues file or it does not load (every error is
+    logged with file:line:column and the fix: flows then take their
+    no-agents branch, as before)."""
+    path = flows_dir / "queues.yaml"
+    if not path.exists():
+        log.info("acd.none", file=str(path))
+        return None
+    try:
+        config, warnings = await asyncio.to_thread(load_config, path)
+    except AcdConfigError as exc:
+        for diagnostic in exc.diagnostics:
+            log.error("acd.config_error", problem=str(diagnostic))
+        log.error(
+            "acd.not_started", file=str(path), hint="fix the errors above; queues answer no_agents"
+        )
+        return None
+    for diagnostic in warnings:
+        log.warning("acd.config_warning", problem=str(diagnostic))
+    try:
+        store: MetricsStore | None = MetricsStore(data_dir / DB_NAME)
+    except MetricsStoreError as exc:
+        log.error("acd.store_unusable", error=str(exc), hint="the ACD runs without saving state")
+        store = None
+    runtime = AcdRuntime(config, outbound=outbound, prompts=prompts, store=store, from_uri=from_uri)
+    await runtime.start()
+    return runtime
