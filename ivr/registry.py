@@ -129,6 +129,12 @@ class PublishResult:
     """File saved -> swapped, when the caller said when the files were saved."""
     swap_seconds: float | None = None
     """Publish start -> swapped (validation, prerender, recording)."""
+    prerender_seconds: float | None = None
+    """Rendering the new version's prompts (before the swap)."""
+    record_seconds: float | None = None
+    """Recording the version in the database."""
+    assign_seconds: float | None = None
+    """The swap itself: the reference assignment plus the swap listeners."""
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -450,6 +456,7 @@ class FlowRegistry(Generic[F]):
             return self._done(
                 PublishResult("unchanged", live.version, live.digest, validation_seconds=validation)
             )
+        t1 = self._perf()
         if self.prerender is not None:
             try:
                 await self.prerender(flowset)
@@ -462,6 +469,7 @@ class FlowRegistry(Generic[F]):
                     message=f"prompts could not be rendered ({exc}); fix the TTS set-up "
                     "or the prompt texts and save again",
                 )
+        t2 = self._perf()
         try:
             files = await asyncio.to_thread(exact_sources, self.folder, flowset.sources)
             version, created = await asyncio.to_thread(
@@ -474,6 +482,7 @@ class FlowRegistry(Generic[F]):
             )
         except VersionStoreError as exc:
             return self._refuse(exc, now=now, source=source, validation=validation)
+        t3 = self._perf()
         self._swap(LiveFlows(flowset, version.id, flowset.digest, now, source))
         swapped_perf = self._perf()
         swapped_wall = self._clock()
@@ -493,6 +502,8 @@ class FlowRegistry(Generic[F]):
             source=source,
             changed=list(changed),
             validation_ms=round(validation * 1000, 2),
+            prerender_ms=round((t2 - t1) * 1000, 2),
+            record_ms=round((t3 - t2) * 1000, 2),
             publish_ms=round(swap * 1000, 2),
             reload_ms=None if reload is None else round(reload * 1000, 2),
         )
@@ -505,6 +516,9 @@ class FlowRegistry(Generic[F]):
                 validation_seconds=validation,
                 reload_seconds=reload,
                 swap_seconds=swap,
+                prerender_seconds=t2 - t1,
+                record_seconds=t3 - t2,
+                assign_seconds=swapped_perf - t3,
             )
         )
 
