@@ -46,7 +46,7 @@ import asyncio
 import math
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,7 +54,7 @@ from typing import Any
 import numpy as np
 import structlog
 
-from acd.config import AcdConfigError, load_config
+from acd.config import AcdConfigError, parse_config
 from acd.core import Router
 from acd.events import (
     AcdError,
@@ -84,6 +84,8 @@ from acd.store import MetricsStore, MetricsStoreError
 from engine.flowprompts import PromptError, PromptLibrary
 from engine.outbound import DialError, OutboundCalls, OutboundLeg
 from ivr.actions import Enqueue, QueueResult, SayText
+from ivr.loader import QUEUES_FILE
+from ivr.registry import LiveFlows
 from ivr.versions import DB_NAME
 from media.bridge import Bridge
 from media.call import Call, CallHungUp
@@ -217,8 +219,15 @@ class AcdRuntime:
         save_delay: float = 0.5,
         prerender_positions: int = 10,
         prerender_minutes: int = 15,
+        config_text: str | None = None,
+        config_file: Path = Path("queues.yaml"),
     ) -> None:
         self.router = Router(config)
+        self.config_text = config_text
+        """The queues.yaml text in force (hot reload compares against it)."""
+        self.config_file = config_file
+        self.config_error: list[str] | None = None
+        """The errors of the last queues.yaml that was refused (None: in force)."""
         self.outbound = outbound
         self.prompts = prompts
         self.store = store
@@ -295,7 +304,10 @@ class AcdRuntime:
         )
 
     async def stop(self) -> None:
-        """Hang up agent legs, stop timers, save state and records, close the store."""
+        """Hang up agent legs, stop timers, save state and records, close the store
+        (idempotent)."""
+        if self._stopped:
+            return
         for _ in range(3):  # let cancelled callers' coroutines report their hang-ups
             await asyncio.sleep(0)
         self._stopped = True
@@ -320,6 +332,45 @@ class AcdRuntime:
         if self.store is not None:
             self.store.close()
         log.info("acd.stopped")
+
+    def reload(self, text: str) -> bool:
+        """Hot reload: put a new queues.yaml text in force without dropping anyone
+        (:meth:`acd.core.Router.reconfigure`: waiting callers keep their place,
+        agents their state; callers of a removed queue overflow). A text with
+        errors is refused, logged and kept in :attr:`config_error`; the
+        configuration in force stays. Returns whether the text was applied."""
+        if text == self.config_text:
+            return False
+        try:
+            config, warnings = parse_config(text, self.config_file)
+            for diagnostic in warnings:
+                log.warning("acd.config_warning", problem=str(diagnostic))
+            effects = self.router.reconfigure(self.now(), config)
+        except AcdConfigError as exc:
+            self.config_error = str(exc).splitlines()[1:]
+            for problem in self.config_error:
+                log.error("acd.reload_refused", problem=problem)
+            return False
+        except AcdError as exc:
+            self.config_error = [str(exc)]
+            log.error("acd.reload_refused", problem=str(exc))
+            return False
+        self.config_text = text
+        self.config_error = None
+        for effect in effects:
+            self._execute(effect)
+        self._after()
+        log.info(
+            "acd.reconfigured",
+            queues=sorted(config.queues),
+            agents=sorted(config.agents),
+        )
+        return True
+
+    def follow(self, live: LiveFlows[Any]) -> None:
+        """A flow-set swap of the hot-reload registry: :meth:`reload` its queues.yaml."""
+        sources: Mapping[str, str] = getattr(live.flowset, "sources", {})
+        self.reload(sources.get(QUEUES_FILE, ""))
 
     def now(self) -> float:
         """The router's clock (see :class:`AcdClock`)."""
@@ -843,12 +894,16 @@ async def start_acd(
     None when there is no queues file or it does not load (every error is
     logged with file:line:column and the fix: flows then take their
     no-agents branch, as before)."""
-    path = flows_dir / "queues.yaml"
+    path = flows_dir / QUEUES_FILE
     if not path.exists():
         log.info("acd.none", file=str(path))
         return None
     try:
-        config, warnings = await asyncio.to_thread(load_config, path)
+        text = await asyncio.to_thread(path.read_text)
+        config, warnings = parse_config(text, path)
+    except OSError as exc:
+        log.error("acd.not_started", file=str(path), error=str(exc), hint="make it readable")
+        return None
     except AcdConfigError as exc:
         for diagnostic in exc.diagnostics:
             log.error("acd.config_error", problem=str(diagnostic))
@@ -863,6 +918,14 @@ async def start_acd(
     except MetricsStoreError as exc:
         log.error("acd.store_unusable", error=str(exc), hint="the ACD runs without saving state")
         store = None
-    runtime = AcdRuntime(config, outbound=outbound, prompts=prompts, store=store, from_uri=from_uri)
+    runtime = AcdRuntime(
+        config,
+        outbound=outbound,
+        prompts=prompts,
+        store=store,
+        from_uri=from_uri,
+        config_text=text,
+        config_file=path,
+    )
     await runtime.start()
     return runtime

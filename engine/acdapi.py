@@ -8,6 +8,7 @@ GET     /acd/agents                  every agent: state, reason, since, call, ph
 GET     /acd/agents/{id}             one agent
 POST    /acd/agents/{id}/state       ``{"state": "login"|"ready"|"not_ready"|"logout",
                                      "reason": "lunch"}`` -> the agent after the change
+GET     /acd/status                  the queues.yaml in force, or why the last one was refused
 GET     /acd/calls                   calls in the ACD now, with the announcements heard
 GET     /acd/calls/{id}/announcements  what one call heard (live or recent)
 ======  ===========================  ==============================================
@@ -161,7 +162,7 @@ async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResp
             return _error(
                 404,
                 f"no such endpoint {request.path}; see GET /acd/queues, /acd/agents, "
-                "/acd/calls, POST /acd/agents/{id}/state",
+                "/acd/calls, /acd/status, POST /acd/agents/{id}/state",
             )
         return _error(exc.status, exc.text or exc.reason)
 
@@ -215,6 +216,17 @@ def acd_app(acd: AcdRuntime) -> web.Application:
         acd.set_agent_state(name, state, reason)
         return web.json_response(agent_view(acd, name))
 
+    async def get_status(_request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "config_file": str(acd.config_file),
+                "config_error": acd.config_error,
+                "queues": sorted(acd.router.config.queues),
+                "agents": list(acd.router.config.agents),
+                "calls": len(acd.router.calls()),
+            }
+        )
+
     async def get_calls(_request: web.Request) -> web.Response:
         return web.json_response(calls_view(acd))
 
@@ -230,6 +242,7 @@ def acd_app(acd: AcdRuntime) -> web.Application:
     app.router.add_get("/agents", get_agents)
     app.router.add_get("/agents/{id}", get_agent)
     app.router.add_post("/agents/{id}/state", post_state)
+    app.router.add_get("/status", get_status)
     app.router.add_get("/calls", get_calls)
     app.router.add_get("/calls/{id}/announcements", get_announcements)
     return app

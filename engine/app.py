@@ -180,6 +180,8 @@ class Engine:
             )
             if self.acd is not None:
                 self.flow_app.queue = self.acd  # queue nodes reach the ACD
+                if self.flow_reload is not None:  # queues.yaml changes apply live
+                    self.flow_reload.registry.subscribe(self.acd.follow)
         web_app = build_app(self.metrics, self.health, self.recent_calls)
         if self.acd is not None:
             web_app.add_subapp("/acd/", acd_app(self.acd))

@@ -34,9 +34,19 @@ import aiohttp
 import numpy as np
 import pytest
 
-from acd.records import AgentStateRecord, CallAnswered, CallCompleted, CallEnqueued, Record
+from acd.records import (
+    AgentStateRecord,
+    CallAbandoned,
+    CallAnswered,
+    CallCompleted,
+    CallEnqueued,
+    CallOffered,
+    CallOverflowed,
+    CallRequeued,
+    Record,
+)
 from acd.store import MetricsStore
-from engine.acd_runtime import AcdRuntime
+from engine.acd_runtime import AcdRuntime, comfort_tone
 from engine.app import Engine
 from media.g711 import alaw_decode
 from media.prompts.audio import load_audio
@@ -127,6 +137,11 @@ class Desk:
         ):
             return resp.status, await resp.json()
 
+    async def get(self, path: str) -> Any:
+        status, body = await self.http("GET", path)
+        assert status == 200, body
+        return body
+
     async def state(self, agent: str, state: str, reason: str | None = None) -> dict[str, Any]:
         body = {"state": state} if reason is None else {"state": state, "reason": reason}
         status, view = await self.http("POST", f"/acd/agents/{agent}/state", body)
@@ -139,20 +154,30 @@ class Desk:
         assert status == 200, view
         return str(view["state"])
 
-    def caller(self, name: str, pcm: np.ndarray, scenario: str, digit_after: float = 0) -> Sipp:
-        """A SIPp caller dialling 6000 that plays ``pcm`` (PCMA) from its answer."""
+    def caller(
+        self,
+        name: str,
+        pcm: np.ndarray,
+        scenario: str,
+        pause: float = 0,
+        *,
+        codec: str = "PCMA",
+        pcap: str = "caller.pcap",
+    ) -> Sipp:
+        """A SIPp caller dialling 6000 that plays ``pcm`` from its answer
+        (``pause``: the scenario's ``-d``, e.g. when it presses its digit)."""
         folder = self.root / name
         folder.mkdir()
-        write_pcap(folder / "caller.pcap", rtp_packets(pcm, "PCMA", 20, start=0.0))
+        write_pcap(folder / pcap, rtp_packets(pcm, codec, 20, start=0.0))
         assert self.engine.sip is not None
         return Sipp(
             SCENARIOS / scenario,
             remote=f"127.0.0.1:{self.engine.sip.port}",
             service="6000",
             calls=1,
-            pause_ms=int(digit_after * 1000) if digit_after else None,
+            pause_ms=int(pause * 1000) if pause else None,
             timeout=120,
-            support_files=[folder / "caller.pcap"],
+            support_files=[folder / pcap],
             run_dir=folder / "sipp",
             trace_msg=True,
         )
@@ -239,8 +264,8 @@ async def test_callers_hear_position_and_wait_then_are_bridged_in_order(
     view = await desk.state("ann", "not_ready", "training")
     assert (view["state"], view["reason"]) == ("not_ready", "training")
 
-    caller1 = desk.caller("caller1", CALLER_1, "uac_queue_caller.xml", digit_after=20)
-    caller2 = desk.caller("caller2", CALLER_2, "uac_queue_caller.xml", digit_after=32)
+    caller1 = desk.caller("caller1", CALLER_1, "uac_queue_caller.xml", pause=20)
+    caller2 = desk.caller("caller2", CALLER_2, "uac_queue_caller.xml", pause=32)
     caller1.prepare()
     caller2.prepare()
     capture = RtpCapture(
@@ -268,8 +293,7 @@ async def test_callers_hear_position_and_wait_then_are_bridged_in_order(
         one, two = acd.played[first][0], acd.played[second][0]
         assert (one.text, one.position, one.ewt) == ("You are next in line.", 1, None)
         assert (two.text, two.position, two.ewt) == ("You are number 2 in line.", 2, None)
-        status, queues = await desk.http("GET", "/acd/queues")
-        assert status == 200
+        queues = await desk.get("/acd/queues")
         (help_queue,) = queues
         assert help_queue["waiting"] == 2 and help_queue["ewt"] is None
         assert help_queue["agents"]["not_ready"] == 1 and help_queue["longest_wait"] > 0
@@ -284,7 +308,7 @@ async def test_callers_hear_position_and_wait_then_are_bridged_in_order(
             "PCMA",
             "PCMU",
         )
-        status, agents = await desk.http("GET", "/acd/agents")
+        agents = await desk.get("/acd/agents")
         assert [(a["agent"], a["state"], a["call"]) for a in agents] == [("ann", "on_call", first)]
 
         # Caller 2 now hears an estimate: the agent is busy for up to the AHT (120 s).
@@ -384,3 +408,72 @@ async def test_callers_hear_position_and_wait_then_are_bridged_in_order(
     stereo = _wav(desk.engine.config.data_dir / "captures" / name)
     assert _best_correlation(CALLER_1[2 * RATE : 4 * RATE], stereo[:, 0]) > 0.9
     assert _best_correlation(said_by_agent[0][RATE : 3 * RATE], stereo[:, 1]) > 0.9
+
+
+async def test_ring_no_answer_cancels_then_the_caller_overflows_to_the_flow(
+    desk_factory: Callable[..., Any],
+) -> None:
+    desk: Desk = await desk_factory(auto_answer=False, ring_timeout=3, max_wait=12)
+    await desk.state("ann", "ready")
+    caller = desk.caller("caller", CALLER_1, "uac_queue_wait_bye.xml")
+    run = await caller.start_async()
+    # The engine rings the agent's phone; nobody picks up; after 3 s it cancels.
+    await asyncio.to_thread(
+        desk.agent.wait_for_event, lambda e: e.get("type") == "CALL_INCOMING", 20
+    )
+    await asyncio.to_thread(desk.agent.wait_for_event, lambda e: e.get("type") == "CALL_CLOSED", 10)
+    view = await desk.get("/acd/agents/ann")
+    assert (view["state"], view["reason"]) == ("not_ready", "rna")
+    # Nobody else: after max_wait the flow takes its overflow branch and says goodbye.
+    result = await _wait_sipp(run, 40)
+    assert result.ok, result.summary()
+    recent = await desk.get("/calls/recent")
+    flow = recent[0]["flow"]
+    assert [step["node"] for step in flow["path"]] == ["hello", "line", "sorry"]
+    records = await _until(
+        lambda: [r for r in desk.records() if isinstance(r, CallOverflowed)] and desk.records(),
+        5,
+        "the overflow saved",
+    )
+    offered = [r for r in records if isinstance(r, CallOffered)]
+    requeued = [r for r in records if isinstance(r, CallRequeued)]
+    (overflowed,) = [r for r in records if isinstance(r, CallOverflowed)]
+    assert [(r.agent, r.trigger) for r in offered] == [("ann", "call_arrived")]
+    assert [(r.agent, r.reason) for r in requeued] == [("ann", "rna")]
+    assert requeued[0].t - offered[0].t == pytest.approx(3.0, abs=0.1)
+    assert (overflowed.reason, overflowed.action) == ("max_wait", "flow")
+    assert overflowed.wait == pytest.approx(12.0, abs=0.1)
+    assert not any(isinstance(r, CallAnswered) for r in records)
+
+
+async def test_caller_who_hangs_up_while_waiting_is_abandoned(
+    desk_factory: Callable[..., Any],
+) -> None:
+    desk: Desk = await desk_factory()  # the agent stays logged out: nobody serves
+    caller = desk.caller(
+        "caller", CALLER_2[: 20 * RATE], "uac_inband.xml", 10, codec="PCMU", pcap="inband.pcap"
+    )
+    result = await _wait_sipp(await caller.start_async(), 40)  # SIPp hangs up after 10 s
+    assert result.ok, result.summary()
+    records = await _until(
+        lambda: [r for r in desk.records() if isinstance(r, CallAbandoned)] and desk.records(),
+        5,
+        "the abandon saved",
+    )
+    (enqueued,) = [r for r in records if isinstance(r, CallEnqueued)]
+    (abandoned,) = [r for r in records if isinstance(r, CallAbandoned)]
+    assert (abandoned.call, abandoned.position, abandoned.ewt) == (enqueued.call, 1, None)
+    assert 5.0 < abandoned.wait < 10.0 and not abandoned.while_ringing
+    recent = await desk.get("/calls/recent")
+    assert recent[0]["flow"]["outcome"] == "abandoned"
+    queues = await desk.get("/acd/queues")
+    assert (queues[0]["waiting"], queues[0]["today"]["abandoned"]) == (0, 1)
+    # What the caller heard while waiting: the announcement, then the comfort tone.
+    played = desk.acd.played[enqueued.call]
+    assert [p.text for p in played][:2] == ["You are next in line."] * 2
+    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in enqueued.call) + ".wav"
+    heard = _wav(desk.engine.config.data_dir / "captures" / name)[:, 1]
+    spoken = await desk.acd.speak(played[0].text)
+    assert spoken is not None
+    assert _best_correlation(np.asarray(spoken.audio), heard) > 0.9
+    assert _best_correlation(comfort_tone()[: int(0.6 * RATE)], heard) > 0.9
