@@ -205,8 +205,8 @@ class VersionStore:
             try:
                 yield self._db
             except sqlite3.Error as exc:
-                if self._db.in_transaction:
-                    with suppress(sqlite3.Error):
+                with suppress(sqlite3.Error):
+                    if self._db.in_transaction:
                         self._db.execute("ROLLBACK")
                 raise self._error(exc, what) from None
 
