@@ -11,6 +11,7 @@ from acd.cli import acd as acd_cli
 from engine.config import EngineConfig, parse_hostport, parse_range
 from ivr.flowcli import flows
 from ivr.simcli import simulate, test_flows
+from ivr.versions import VersionStoreError
 
 
 def _hostport(what: str):  # type: ignore[no-untyped-def]
@@ -89,6 +90,8 @@ def serve(
     cfg = dataclasses.replace(cfg, **changes)  # type: ignore[arg-type]
     try:
         run_engine(cfg)
+    except VersionStoreError as exc:
+        raise click.ClickException(f"cannot start: {exc}") from None
     except OSError as exc:
         raise click.ClickException(
             f"cannot start: {exc}. Stop what uses that address or pick another "

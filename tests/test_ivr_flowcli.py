@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+from engine.reload import FlowReload
 from ivr.cli import cli
 from ivr.loader import FlowSet, load_flowset
 from ivr.registry import FlowRegistry
 from ivr.versions import DB_NAME, VersionStore
+from tests.conftest import engine_config
 from tests.test_ivr_registry import ROUTES, SALES, flow_text
 
 T0 = 1_760_000_000.0
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -150,3 +156,40 @@ def test_a_corrupt_database_is_named(tmp_path: Path) -> None:
     code, _, err = run("flows", "history", "--data", str(tmp_path))
     assert code == 1
     assert f"flow version database {tmp_path / DB_NAME} is damaged" in err
+
+
+async def test_an_engine_picks_up_an_offline_rollback_through_its_watcher(
+    folders: tuple[Path, Path], tmp_path: Path
+) -> None:
+    folder, data = folders
+    reload = FlowReload(engine_config(tmp_path, flows_dir=folder, data_dir=data))
+    swapped: asyncio.Queue[int] = asyncio.Queue()
+    try:
+        await reload.start()
+        live = reload.registry.live()
+        assert live is not None and live.version == 3
+        reload.registry.subscribe(lambda live: swapped.put_nowait(live.version))
+        await asyncio.wait_for(reload.watcher.ready.wait(), 15)
+        code, out, _ = run("flows", "rollback", "2", "--data", str(data), "--flows", str(folder))
+        assert code == 0 and "published as version 4" in out
+        assert await asyncio.wait_for(swapped.get(), 15) == 4
+        assert reload.registry.current().digest == reload.store.get(2).digest
+        assert [v.source for v in reload.store.history()] == ["rollback", "api", "watch", "startup"]
+    finally:
+        await reload.stop()
+
+
+def test_serve_refuses_a_corrupt_database(folders: tuple[Path, Path], tmp_path: Path) -> None:
+    folder, _ = folders
+    data = tmp_path / "broken"
+    data.mkdir()
+    (data / DB_NAME).write_bytes(b"not sqlite " * 100)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ivr", "serve", "--data", str(data), "--flows", str(folder),
+         "--sip", "127.0.0.1:0", "--http", "127.0.0.1:0"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert f"Error: cannot start: flow version database {data / DB_NAME} is damaged" in proc.stderr
+    assert (data / DB_NAME).read_bytes() == b"not sqlite " * 100
