@@ -127,7 +127,10 @@ class Engine:
     def recent_calls(self, limit: int) -> list[dict[str, Any]]:
         """Finished calls, newest first, with their flow paths (GET /calls/recent)."""
         finished = self.calls.finished_calls if self.calls else []
-        return recent_calls(finished, self.flow_app.recent if self.flow_app else (), limit)
+        calls = recent_calls(finished, self.flow_app.recent if self.flow_app else (), limit)
+        if self.flow_reload is not None:
+            self.flow_reload.add_versions(calls)  # the flow version each call ran
+        return calls
 
     async def start(self) -> None:
         """Bind every socket and start serving."""

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import functools
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +69,32 @@ class FlowReload:
             clock=clock,
         )
         self.watcher = FlowWatcher(config.flows_dir, self._changed, quiet=quiet)
+        self._swaps: deque[tuple[float, int, str]] = deque(maxlen=4096)
+        self.registry.subscribe(self._swapped)
+
+    def _swapped(self, live: LiveFlows[FlowSet]) -> None:
+        self._swaps.append((self.clock(), live.version, live.digest))
+
+    def version_at(self, digest: str, when: float) -> int | None:
+        """The version a call that started at ``when`` (epoch s) with ``digest`` ran:
+        the last swap to that digest at or before ``when`` (a rollback gives an
+        older digest a new version id), else the newest version with that digest."""
+        for at, version, swapped in reversed(self._swaps):
+            if swapped == digest and at <= when:
+                return version
+        return self.store.find_digest(digest)
+
+    def add_versions(self, calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Add ``version`` to each flow record of ``GET /calls/recent`` items (in place)."""
+        for item in calls:
+            flow = item.get("flow")
+            if isinstance(flow, dict) and flow.get("digest"):
+                try:
+                    when = datetime.fromisoformat(str(flow.get("started"))).timestamp()
+                except ValueError:
+                    when = self.clock()
+                flow["version"] = self.version_at(str(flow["digest"]), when)
+        return calls
 
     async def start(self, flow_app: Any | None = None) -> PublishResult:
         """Publish the folder (or serve the last stored version) and start watching it.

@@ -11,8 +11,9 @@ a menu with nowhere to go on no input). Then:
 
 * SIPp: every call succeeded (0 failed): no call was dropped or broken;
 * every call's recorded path (GET /calls/recent) is the path of the flow
-  version it started on (the record's digest), and that version was the
-  live one when the call started (the registry's swap timeline);
+  version it started on (the record's digest and version id), and that
+  version was the live one when the call started (the registry's swap
+  timeline);
 * every valid edit went live (a swap with its node) and took calls;
   every invalid edit was refused with diagnostics and changed nothing;
 * the version database holds exactly the start-up version plus the valid edits.
@@ -94,22 +95,23 @@ def is_valid_edit(i: int) -> bool:
 class Timeline:
     """Swaps and publish results as the registry reports them."""
 
-    swaps: list[tuple[datetime, str, str]] = field(default_factory=list)
-    """(wall time, digest, node digit 1 leads to)."""
+    swaps: list[tuple[datetime, str, str, int]] = field(default_factory=list)
+    """(wall time, digest, node digit 1 leads to, version id)."""
     results: asyncio.Queue[PublishResult] = field(default_factory=asyncio.Queue)
     swapped: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
 
     def on_swap(self, live: LiveFlows[Any]) -> None:
         target = live.flowset.flows["main"].nodes["menu"].options["1"]
-        self.swaps.append((datetime.now(UTC), live.digest, target))
+        self.swaps.append((datetime.now(UTC), live.digest, target, live.version))
         self.swapped.put_nowait(target)
 
-    def live_at(self, when: datetime) -> str:
-        digest = ""
-        for at, d, _ in self.swaps:
+    def live_at(self, when: datetime) -> tuple[str, int]:
+        """(digest, version) live at ``when``."""
+        live = ("", 0)
+        for at, digest, _, version in self.swaps:
             if at <= when:
-                digest = d
-        return digest
+                live = (digest, version)
+        return live
 
 
 async def _wait_for(predicate: Any, what: str) -> None:
@@ -194,7 +196,7 @@ async def test_twenty_edits_under_100_calls_drop_nothing(tmp_path: Path) -> None
         records = [item["flow"] for item in recent if "flow" in item]
         assert len(records) == CALLS
 
-        target_of = {digest: target for _, digest, target in timeline.swaps}
+        target_of = {digest: target for _, digest, target, _ in timeline.swaps}
         calls_per_target: dict[str, int] = {}
         for record in records:
             target = target_of[record["digest"]]  # a version that really went live
@@ -202,7 +204,7 @@ async def test_twenty_edits_under_100_calls_drop_nothing(tmp_path: Path) -> None
             assert nodes == ["menu", target, "hold", "bye"], record
             assert record["outcome"] == "hangup", record
             started = datetime.fromisoformat(record["started"])
-            assert timeline.live_at(started) == record["digest"], record
+            assert timeline.live_at(started) == (record["digest"], record["version"]), record
             calls_per_target[target] = calls_per_target.get(target, 0) + 1
         assert valid_targets == [f"v{i}" for i in range(1, EDITS + 1) if is_valid_edit(i)]
         for target in valid_targets:
