@@ -32,6 +32,7 @@ import asyncio
 import sys
 import tempfile
 import time
+from collections import deque
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -157,6 +158,8 @@ async def bench_calls(tmp: Path, edits: int, cps: float) -> dict[str, list[float
     try:
         assert engine.flow_reload is not None and engine.flow_app is not None
         reload = engine.flow_reload
+        # Keep every call's record (the driver keeps the last 200 by default).
+        engine.flow_app.recent = deque(maxlen=100_000)
         await asyncio.wait_for(reload.watcher.ready.wait(), 10)
         swaps: asyncio.Queue[tuple[float, str]] = asyncio.Queue()
 
