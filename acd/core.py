@@ -216,8 +216,8 @@ class Router:
         """When :meth:`on_timer` next has work (``None``: no timer)."""
         timers = self._timers
         while timers:
-            when, _, kind, target, token = timers[0]
-            if self._timer_valid(kind, target, token, when):
+            when, seq, kind, target, token = timers[0]
+            if self._timer_valid(kind, target, seq, token, when):
                 return when
             heapq.heappop(timers)
         return None
@@ -288,26 +288,33 @@ class Router:
             raise AcdError(f"time went backwards: {now} after {self._now}")
         timers = self._timers
         while timers and timers[0][0] <= now:
-            when, _, kind, target, token = heapq.heappop(timers)
-            if self._timer_valid(kind, target, token, when):
+            when, seq, kind, target, token = heapq.heappop(timers)
+            if self._timer_valid(kind, target, seq, token, when):
                 self._now = when
                 self._fire(kind, target, token, when, out)
         self._now = now
 
-    def _schedule(self, when: float, kind: str, target: str, token: Any = None) -> None:
+    def _schedule(self, when: float, kind: str, owner: Agent | Call, token: Any = None) -> None:
+        """Arm ``owner``'s timer of ``kind`` (replacing the one armed before)."""
         self._tseq += 1
+        owner.timers[kind] = self._tseq
+        target = owner.name if isinstance(owner, Agent) else owner.id
         heapq.heappush(self._timers, (when, self._tseq, kind, target, token))
 
-    def _timer_valid(self, kind: str, target: str, token: Any, when: float) -> bool:
+    def _timer_valid(self, kind: str, target: str, seq: int, token: Any, when: float) -> bool:
+        """Still armed (not replaced) and still meant. Only conditions that
+        never become true again may be checked here: ``next_deadline``
+        drops entries that fail, so the answer must not depend on when it
+        is asked."""
         if kind in (_WRAP, _LEASE):
             agent = self._agents.get(target)
-            if agent is None:
+            if agent is None or agent.timers.get(kind) != seq:
                 return False
             if kind == _WRAP:
                 return agent.state is AgentState.WRAP_UP and agent.wrap_until == when
             return agent.state is not _OFFLINE and agent.lease_until == when
         call = self._calls.get(target)
-        if call is None or call.state is _ANSWERED:
+        if call is None or call.state is _ANSWERED or call.timers.get(kind) != seq:
             return False
         if kind == _RING:
             return call.state is _RINGING and call.offer_seq == token
@@ -317,7 +324,7 @@ class Router:
             return call.step_until == when and token == (call.queue, call.step)
         if kind == _ANNOUNCE:
             return call.callback is None and call.next_announce == when
-        return call.state is _WAITING and call.no_agents_until == when  # _NO_AGENTS
+        return call.no_agents_until == when  # _NO_AGENTS
 
     def _fire(self, kind: str, target: str, token: Any, now: float, out: list[Effect]) -> None:
         if kind == _RING:
@@ -343,13 +350,13 @@ class Router:
             call.next_announce = None
             if announce is not None and announce.every is not None:
                 call.next_announce = now + announce.every
-                self._schedule(call.next_announce, _ANNOUNCE, call.id)
+                self._schedule(call.next_announce, _ANNOUNCE, call)
             if call.state is _WAITING:
                 self._announce(call, now, out)
         else:  # _NO_AGENTS
             call = self._calls[target]
             call.no_agents_until = None
-            if self._staffed[call.queue] == 0:
+            if self._staffed[call.queue] == 0 and call.state is _WAITING:
                 self._overflow(call, "no_agents", now, out)
 
     # ------------------------------------------------------------- inputs
@@ -435,7 +442,7 @@ class Router:
         lease = event.lease if event.lease is not None else agent.config.lease
         if lease is not None:
             agent.lease_until = now + lease
-            self._schedule(agent.lease_until, _LEASE, agent.name)
+            self._schedule(agent.lease_until, _LEASE, agent)
         if agent.state is not _OFFLINE:
             return
         if agent.call is not None:  # still on the call they had when their lease expired
@@ -472,7 +479,7 @@ class Router:
         if agent.state is _OFFLINE or ttl is None:
             return
         agent.lease_until = event.now + ttl
-        self._schedule(agent.lease_until, _LEASE, agent.name)
+        self._schedule(agent.lease_until, _LEASE, agent)
 
     def _on_answer(self, event: AgentAnswer, out: list[Effect]) -> None:
         agent = self.agent(event.agent)
@@ -644,7 +651,7 @@ class Router:
             return
         self._wait(call)
         if call.max_wait_at is not None:
-            self._schedule(call.max_wait_at, _MAX_WAIT, call.id)
+            self._schedule(call.max_wait_at, _MAX_WAIT, call)
         self._dispatch_call(call, now, "call_arrived", out)
         announce = queue.announce
         call.next_announce = None
@@ -657,7 +664,7 @@ class Router:
             else:
                 call.next_announce = now + announce.first
             if call.next_announce is not None:
-                self._schedule(call.next_announce, _ANNOUNCE, call.id)
+                self._schedule(call.next_announce, _ANNOUNCE, call)
 
     def _set_step(self, call: Call, now: float) -> None:
         """Put the step in force for the call's time in queue (not re-indexed)."""
@@ -667,7 +674,7 @@ class Router:
         call.requirement = queue.steps[step].requirement.merged(call.skills)
         call.step_until = None if ends is None else call.entered_at + ends
         if call.step_until is not None:
-            self._schedule(call.step_until, _STEP, call.id, (call.queue, step))
+            self._schedule(call.step_until, _STEP, call, (call.queue, step))
 
     def _next_step(self, call: Call, now: float, out: list[Effect]) -> None:
         waiting = call.state is _WAITING
@@ -688,7 +695,7 @@ class Router:
             return True
         if policy.mode == "after" and call.no_agents_until is None:
             call.no_agents_until = now + policy.after
-            self._schedule(call.no_agents_until, _NO_AGENTS, call.id)
+            self._schedule(call.no_agents_until, _NO_AGENTS, call)
         return False
 
     def _queue_empty(self, queue_name: str, now: float, out: list[Effect]) -> None:
@@ -807,7 +814,7 @@ class Router:
         if agent.state is AgentState.ON_CALL and wrap > 0:
             self._set_state(agent, AgentState.WRAP_UP, now, None, out)
             agent.wrap_until = now + wrap
-            self._schedule(agent.wrap_until, _WRAP, agent.name)
+            self._schedule(agent.wrap_until, _WRAP, agent)
         else:
             self._finish_wrap_up(agent, now, out)
 
@@ -902,7 +909,7 @@ class Router:
         call.ringing = [agent.name for agent in agents]
         queue = self.config.queues[call.queue]
         call.ring_until = now + queue.ring_timeout
-        self._schedule(call.ring_until, _RING, call.id, call.offer_seq)
+        self._schedule(call.ring_until, _RING, call, call.offer_seq)
         for agent in agents:
             out.append(Offer(call.id, agent.name, call.queue, call.callback, why))
             agent.call = call.id
@@ -962,11 +969,10 @@ class Router:
             if name in config.agents:
                 continue
             agent.removed = True
-            if agent.state is AgentState.RESERVED:
-                call = self._calls[agent.call or ""]
-                if call.queue in config.queues:
-                    self._withdraw(call, agent, now, "agent_removed", _OFFLINE, out, "removed")
-                    continue
+            if agent.state is AgentState.RESERVED and agent.call is not None:
+                call = self._calls[agent.call]
+                self._withdraw(call, agent, now, "agent_removed", _OFFLINE, out, "removed")
+                continue
             if agent.state in (AgentState.ON_CALL, AgentState.WRAP_UP):
                 agent.pending = (_OFFLINE, "removed")
             elif agent.state is not _OFFLINE:
@@ -1099,9 +1105,9 @@ class Router:
                 self._matcher.add_agent(agent)
         for agent in self._agents.values():
             if agent.wrap_until is not None and agent.state is AgentState.WRAP_UP:
-                self._schedule(agent.wrap_until, _WRAP, agent.name)
+                self._schedule(agent.wrap_until, _WRAP, agent)
             if agent.lease_until is not None and agent.state is not _OFFLINE:
-                self._schedule(agent.lease_until, _LEASE, agent.name)
+                self._schedule(agent.lease_until, _LEASE, agent)
         self._lines = {name: SortedList() for name in config.queues}
         self._in_queue = {name: 0 for name in config.queues}
         self._call_ids = {}
@@ -1118,21 +1124,21 @@ class Router:
                 if len(call.visited) <= 1 and call.max_wait is not None
                 else queue.max_wait
             )
-            call.max_wait_at = (
-                None if limit is None or call.callback is not None else call.entered_at + limit
-            )
-            if call.max_wait_at is not None and not call.expired:
-                self._schedule(call.max_wait_at, _MAX_WAIT, call.id)
+            if limit is None or call.callback is not None or call.expired:
+                call.max_wait_at = None  # expired: overflows if its offer fails
+            else:
+                call.max_wait_at = call.entered_at + limit
+                self._schedule(call.max_wait_at, _MAX_WAIT, call)
             self._set_step(call, max(self._now, call.entered_at))
             if call.state is _RINGING and call.ring_until is not None:
-                self._schedule(call.ring_until, _RING, call.id, call.offer_seq)
+                self._schedule(call.ring_until, _RING, call, call.offer_seq)
             if call.next_announce is not None:
                 if queue.announce is None:
                     call.next_announce = None
                 else:
-                    self._schedule(call.next_announce, _ANNOUNCE, call.id)
+                    self._schedule(call.next_announce, _ANNOUNCE, call)
             if call.no_agents_until is not None:
-                self._schedule(call.no_agents_until, _NO_AGENTS, call.id)
+                self._schedule(call.no_agents_until, _NO_AGENTS, call)
             if call.state is _WAITING:
                 self._wait(call)
 

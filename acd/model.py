@@ -248,6 +248,8 @@ class Agent:
     """Gone from the configuration; dropped once their call is over."""
     wrap_info: tuple[str, str, float, float, bool] | None = None
     """The call being wrapped up: (call, queue, talk, hold, callback)."""
+    timers: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
+    """The Router's armed timer per kind (its private bookkeeping)."""
 
     @property
     def name(self) -> str:
@@ -294,6 +296,8 @@ class Call:
     answered_at: float | None = None
     hold_since: float | None = None
     hold_time: float = 0.0
+    timers: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
+    """The Router's armed timer per kind (its private bookkeeping)."""
 
     @property
     def rank(self) -> tuple[int, float, int]:

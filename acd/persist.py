@@ -25,8 +25,10 @@ __all__ = ["SNAPSHOT_VERSION", "restore_router", "snapshot_router"]
 
 SNAPSHOT_VERSION = 1
 
-_AGENT_FIELDS = [f.name for f in fields(Agent) if f.name not in ("config", "index", "removed")]
-_CALL_FIELDS = [f.name for f in fields(Call) if f.name != "requirement"]
+_AGENT_FIELDS = [
+    f.name for f in fields(Agent) if f.name not in ("config", "index", "removed", "timers")
+]
+_CALL_FIELDS = [f.name for f in fields(Call) if f.name not in ("requirement", "timers")]
 
 
 def _plain(value: Any) -> Any:
