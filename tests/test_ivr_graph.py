@@ -223,7 +223,6 @@ def _svg_texts(svg: bytes) -> tuple[ET.Element, list[str], list[str]]:
     return root, titles, texts
 
 
-@pytest.mark.skipif(shutil.which("dot") is None, reason="needs Graphviz dot (bootstrap)")
 def test_render_svg_with_real_dot_names_every_node() -> None:
     flowset = load_flowset(FLOWS)
     main = flowset.flows["main"]
@@ -242,7 +241,6 @@ def test_render_svg_with_real_dot_names_every_node() -> None:
         assert label in texts, label
 
 
-@pytest.mark.skipif(shutil.which("dot") is None, reason="needs Graphviz dot (bootstrap)")
 def test_render_png_and_dot() -> None:
     graph = flow_graph(_flow(OTHER))
     png = render(graph, "png")
