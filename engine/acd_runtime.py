@@ -51,7 +51,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import structlog
 
 from acd.config import AcdConfigError, parse_config
@@ -76,29 +75,26 @@ from acd.events import (
     Offer,
     Overflow,
 )
-from acd.ewt import announcement_text
 from acd.metrics import AcdMetrics
 from acd.model import AcdConfig, AgentState, CallState
 from acd.records import Record
 from acd.store import MetricsStore, MetricsStoreError
-from engine.flowprompts import PromptError, PromptLibrary
+from engine.acd_announce import Announcer, PlayedAnnouncement, comfort_tone
+from engine.flowprompts import PromptLibrary
 from engine.outbound import DialError, OutboundCalls, OutboundLeg
-from ivr.actions import Enqueue, QueueResult, SayText
+from ivr.actions import Enqueue, QueueResult
 from ivr.loader import QUEUES_FILE
 from ivr.registry import LiveFlows
 from ivr.versions import DB_NAME
 from media.bridge import Bridge
 from media.call import Call, CallHungUp
 from media.prompts.player import Prompt
-from media.prompts.tones import silence, tone
 from media.rtp.endpoint import PortRangeExhausted
 
 __all__ = [
     "AcdClock",
     "AcdRequestError",
     "AcdRuntime",
-    "PlayedAnnouncement",
-    "comfort_tone",
     "start_acd",
 ]
 
@@ -106,13 +102,6 @@ log = structlog.get_logger("engine.acd")
 
 RATE = 8000
 STATE_REQUESTS = ("login", "ready", "not_ready", "logout")
-
-
-def comfort_tone() -> np.ndarray:
-    """The hold treatment between announcements: a soft two-note chime
-    (523 Hz then 659 Hz, 300 ms each at -24 dBm0) every 4 seconds."""
-    chime = np.concatenate((tone((523.25,), 300, -24.0), tone((659.25,), 300, -24.0)))
-    return np.concatenate((chime, silence(4000 - 600)))
 
 
 class AcdClock:
@@ -151,18 +140,6 @@ class AcdRequestError(ValueError):
     def __init__(self, status: int, text: str) -> None:
         super().__init__(text)
         self.status = status
-
-
-@dataclass(frozen=True)
-class PlayedAnnouncement:
-    """One position/EWT announcement as the caller heard it: when it started
-    (router clock), the text, the figures, and its length in seconds."""
-
-    at: float
-    text: str
-    position: int | None
-    ewt: float | None
-    seconds: float
 
 
 @dataclass(eq=False)
@@ -229,14 +206,13 @@ class AcdRuntime:
         self.config_error: list[str] | None = None
         """The errors of the last queues.yaml that was refused (None: in force)."""
         self.outbound = outbound
-        self.prompts = prompts
+        self.announcer = Announcer(
+            prompts, language=language, positions=prerender_positions, minutes=prerender_minutes
+        )
         self.store = store
         self.from_uri = from_uri
-        self.language = language
         self.hold = hold or Prompt(comfort_tone(), name="acd:comfort-tone")
         self.save_delay = save_delay
-        self.prerender_positions = prerender_positions
-        self.prerender_minutes = prerender_minutes
         self.metrics = AcdMetrics()
         self.clock: AcdClock | None = None
         self.played: OrderedDict[str, list[PlayedAnnouncement]] = OrderedDict()
@@ -252,7 +228,6 @@ class AcdRuntime:
         self._save_handle: asyncio.TimerHandle | None = None
         self._unsaved: list[Record] = []
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._spoken: OrderedDict[str, Prompt | None] = OrderedDict()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopped = False
 
@@ -270,8 +245,7 @@ class AcdRuntime:
                 saved = None
             if saved is not None:
                 self._restore(saved)
-        if self.prompts is not None:
-            self._spawn(self._prerender())
+        self._spawn(self.announcer.prerender(self.router.config.queues.values()))
         self._after()
         log.info(
             "acd.started",
@@ -516,7 +490,7 @@ class AcdRuntime:
             waiter.holding = False
 
     async def _announce(self, waiter: _Waiter, effect: Announce) -> None:
-        prompt = await self.speak(effect.text)
+        prompt = await self.announcer.speak(effect.text)
         if prompt is None or waiter.done.done() or waiter.bridge is not None:
             return
         if waiter.id not in self._waiters:
@@ -524,44 +498,6 @@ class AcdRuntime:
         waiter.pending.append((prompt, effect))
         if waiter.holding:
             waiter.call.session.player.clear()  # the treatment loop plays it next
-
-    async def speak(self, text: str) -> Prompt | None:
-        """``text`` as the caller hears it: sentence by sentence through the prompt
-        library, 250 ms apart (cached); None when it cannot be spoken."""
-        if text in self._spoken:
-            self._spoken.move_to_end(text)
-            return self._spoken[text]
-        if self.prompts is None or not text:
-            return None
-        parts: list[np.ndarray] = []
-        try:
-            for sentence in _sentences(text):
-                if parts:
-                    parts.append(silence(250))
-                said = await self.prompts.speech(SayText(sentence, self.language), static=True)
-                parts.append(np.asarray(said.audio))
-        except PromptError as exc:
-            log.warning("acd.announce_unspeakable", text=text, error=str(exc))
-            return None
-        prompt = Prompt(np.concatenate(parts), name=f"acd:{text[:40]}")
-        self._spoken[text] = prompt
-        if len(self._spoken) > 256:
-            self._spoken.popitem(last=False)
-        return prompt
-
-    async def _prerender(self) -> None:
-        """Every position and wait sentence the announcements use, before callers need them."""
-        texts = {announcement_text(p, None) for p in range(1, self.prerender_positions + 1)}
-        for queue in self.router.config.queues.values():
-            if queue.announce is None:
-                continue
-            step = queue.announce.round_to
-            for k in range(1, max(2, int(self.prerender_minutes * 60 / step) + 1)):
-                texts.add(announcement_text(None, k * step - step / 2, step))
-        started = time.monotonic()
-        for text in sorted(texts):
-            await self.speak(text)
-        log.info("acd.prerendered", texts=len(texts), seconds=round(time.monotonic() - started, 2))
 
     # ============================================================ inputs
     def _input(self, event: Input | None) -> None:
@@ -870,16 +806,6 @@ class AcdRuntime:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("acd.task_failed", error=repr(task.exception()))
-
-
-def _sentences(text: str) -> list[str]:
-    """``"You are next in line. Your wait is ..."`` -> one item per sentence."""
-    out = []
-    for part in text.split(". "):
-        part = part.strip()
-        if part:
-            out.append(part if part.endswith(".") else part + ".")
-    return out
 
 
 async def start_acd(

@@ -46,7 +46,8 @@ from acd.records import (
     Record,
 )
 from acd.store import MetricsStore
-from engine.acd_runtime import AcdRuntime, comfort_tone
+from engine.acd_announce import comfort_tone
+from engine.acd_runtime import AcdRuntime
 from engine.app import Engine
 from media.g711 import alaw_decode
 from media.prompts.audio import load_audio
@@ -399,7 +400,7 @@ async def test_callers_hear_position_and_wait_then_are_bridged_in_order(
         )
     received2 = _received_audio(capture.path, caller2.media_port)
     for played in acd.played[second][:2]:
-        spoken = await acd.speak(played.text)
+        spoken = await acd.announcer.speak(played.text)
         assert spoken is not None
         assert _best_correlation(np.asarray(spoken.audio), received2) > 0.9, played.text
 
@@ -473,7 +474,7 @@ async def test_caller_who_hangs_up_while_waiting_is_abandoned(
     assert [p.text for p in played][:2] == ["You are next in line."] * 2
     name = "".join(c if c.isalnum() or c in "-_." else "_" for c in enqueued.call) + ".wav"
     heard = _wav(desk.engine.config.data_dir / "captures" / name)[:, 1]
-    spoken = await desk.acd.speak(played[0].text)
+    spoken = await desk.acd.announcer.speak(played[0].text)
     assert spoken is not None
     assert _best_correlation(np.asarray(spoken.audio), heard) > 0.9
     assert _best_correlation(comfort_tone()[: int(0.6 * RATE)], heard) > 0.9
