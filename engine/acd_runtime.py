@@ -17,7 +17,8 @@ The flow driver hands a caller over through :meth:`AcdRuntime.enqueue` (the
   ``CancelOffer``  CANCEL the ringing phone (ring-no-answer, abandon, ...);
   ``Announce``     play "You are number N in line. Your wait is less than M
                    minutes." (the engine's TTS, sentences rendered ahead) in
-                   place of the hold tone that plays between announcements;
+                   place of the comfort tone that plays between announcements
+                   (and while the agent holds the call);
   ``Overflow``     end the wait with ``QueueResult("overflow")`` (or
                    ``"no_agents"``) so the flow takes its overflow branch
                    (queue actions ``hangup`` and ``transfer`` are done first);
@@ -156,6 +157,8 @@ class _Waiter:
     played: list[PlayedAnnouncement] = field(default_factory=list)
     holding: bool = False
     treatment: asyncio.Task[None] | None = None
+    music: asyncio.Task[None] | None = None
+    """The comfort tone played while the agent holds the call."""
     agent: str | None = None
     leg: OutboundLeg | None = None
     bridge: Bridge | None = None
@@ -420,6 +423,7 @@ class AcdRuntime:
         self._waiters.pop(waiter.id, None)
         if waiter.treatment is not None and not waiter.treatment.done():
             waiter.treatment.cancel()
+        self._stop_music(waiter)
         session = waiter.call.session
         if not session.closed:
             session.player.clear()
@@ -694,7 +698,7 @@ class AcdRuntime:
         waiter.call.session.player.clear()
         waiter.bridge = Bridge(waiter.call.session, leg.session)
         cid = waiter.id
-        leg.on_hold = lambda held: self._input(Hold(self.now(), cid, held))
+        leg.on_hold = lambda held: self._agent_hold(waiter, held)
         wait = waiter.answered_at - waiter.joined
         self.answered[cid] = {
             "call": cid,
@@ -718,8 +722,34 @@ class AcdRuntime:
             agent_codec=leg.session.codec.name,
         )
 
+    def _agent_hold(self, waiter: _Waiter, held: bool) -> None:
+        """The agent's phone put the call on hold (or took it off): the hold time
+        counts apart from talk, and the caller hears the comfort tone meanwhile."""
+        self._input(Hold(self.now(), waiter.id, held))
+        if held and waiter.music is None:
+            waiter.music = self._spawn(self._hold_music(waiter))
+        elif not held:
+            self._stop_music(waiter)
+        log.info("acd.hold", call_id=waiter.id, agent=waiter.agent, held=held)
+
+    async def _hold_music(self, waiter: _Waiter) -> None:
+        try:
+            while True:
+                await waiter.call.play(self.hold, interruptible=False)
+        except CallHungUp:
+            return
+
+    def _stop_music(self, waiter: _Waiter) -> None:
+        if waiter.music is None:
+            return
+        waiter.music.cancel()
+        waiter.music = None
+        if not waiter.call.session.closed:
+            waiter.call.session.player.clear()  # the agent's voice again
+
     def _agent_gone(self, waiter: _Waiter) -> None:
         """The agent hung up: the call is complete, the flow goes on."""
+        self._stop_music(waiter)
         if waiter.bridge is not None:
             waiter.bridge.close()
         self._input(Hangup(self.now(), waiter.id))

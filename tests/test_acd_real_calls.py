@@ -327,7 +327,12 @@ async def test_callers_hear_position_and_wait_then_are_bridged_in_order(
             desk.agent.wait_for_event, lambda e: e.get("type") == "CALL_DTMF_START", 30
         )
         assert dtmf["param"] == "5"
-        await asyncio.sleep(2.0)
+        # The agent holds the call (re-INVITE): the caller hears the comfort tone.
+        held_at = acd.now()
+        assert (await asyncio.to_thread(desk.agent.command, "hold"))["ok"]
+        await asyncio.sleep(1.5)
+        assert (await asyncio.to_thread(desk.agent.command, "resume"))["ok"]
+        await asyncio.sleep(1.5)
         events_before = len(desk.agent.events)
         await asyncio.to_thread(desk.agent.hangup)  # the agent ends call 1
         result1 = await _wait_sipp(run1, 40)
@@ -374,6 +379,7 @@ async def test_callers_hear_position_and_wait_then_are_bridged_in_order(
     assert answered[1].wait > answered[0].wait + 10  # waited through call 1 and wrap-up
     assert [r.call for r in completed] == [first, second]
     assert all(r.wrap_up == pytest.approx(3.0, abs=0.3) and r.talk > 3 for r in completed)
+    assert completed[0].hold == pytest.approx(1.5, abs=0.4) and completed[1].hold == 0
     states = [(r.old, r.new) for r in records if isinstance(r, AgentStateRecord)]
     assert states[-3:] == [
         ("reserved", "on_call"),
@@ -409,6 +415,12 @@ async def test_callers_hear_position_and_wait_then_are_bridged_in_order(
     stereo = _wav(desk.engine.config.data_dir / "captures" / name)
     assert _best_correlation(CALLER_1[2 * RATE : 4 * RATE], stereo[:, 0]) > 0.9
     assert _best_correlation(said_by_agent[0][RATE : 3 * RATE], stereo[:, 1]) > 0.9
+    assert desk.engine.calls is not None
+    (info,) = [i for i in desk.engine.calls.finished_calls if i.call_id == first]
+    assert acd.clock is not None
+    hold = int((acd.clock.loop_time(held_at) - info.started) * RATE)
+    window = stereo[hold : hold + int(1.5 * RATE), 1]
+    assert _best_correlation(comfort_tone()[: int(0.6 * RATE)], window) > 0.9
 
 
 async def test_ring_no_answer_cancels_then_the_caller_overflows_to_the_flow(
