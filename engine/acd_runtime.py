@@ -71,6 +71,7 @@ from acd.events import (
     EndWrapUp,
     EnqueueCall,
     Hangup,
+    Heartbeat,
     Hold,
     Input,
     Offer,
@@ -348,6 +349,19 @@ class AcdRuntime:
         """A flow-set swap of the hot-reload registry: :meth:`reload` its queues.yaml."""
         sources: Mapping[str, str] = getattr(live.flowset, "sources", {})
         self.reload(sources.get(QUEUES_FILE, ""))
+
+    def heartbeat(self, name: str, ttl: float | None = None) -> None:
+        """The agent's softphone or desktop is alive: their presence lease runs
+        ``ttl`` more seconds (default: the configured ``lease``). Raises
+        :class:`AcdRequestError` (404 unknown agent, 400 bad ttl, 409 logged out)."""
+        if name not in self.router.config.agents:
+            known = ", ".join(self.router.config.agents) or "none"
+            raise AcdRequestError(404, f"unknown agent {name!r} (known: {known})")
+        if ttl is not None and not (0 < ttl <= 86400):
+            raise AcdRequestError(400, f"ttl must be seconds between 0 and 86400, not {ttl!r}")
+        if self.router.agent(name).state is AgentState.OFFLINE:
+            raise AcdRequestError(409, f"agent {name!r} is logged out: log in first")
+        self._input(Heartbeat(self.now(), name, ttl))
 
     def now(self) -> float:
         """The router's clock (see :class:`AcdClock`)."""

@@ -8,6 +8,9 @@ GET     /acd/agents                  every agent: state, reason, since, call, ph
 GET     /acd/agents/{id}             one agent
 POST    /acd/agents/{id}/state       ``{"state": "login"|"ready"|"not_ready"|"logout",
                                      "reason": "lunch"}`` -> the agent after the change
+POST    /acd/agents/{id}/heartbeat   ``{}`` or ``{"ttl": 60}``: the agent's presence
+                                     lease runs on (agents with ``lease:`` go offline
+                                     without one)
 GET     /acd/status                  the queues.yaml in force, or why the last one was refused
 GET     /acd/calls                   calls in the ACD now, with the announcements heard
 GET     /acd/calls/{id}/announcements  what one call heard (live or recent)
@@ -67,6 +70,7 @@ def agent_view(acd: AcdRuntime, name: str) -> dict[str, Any]:
         "calls_handled": agent.calls_handled,
         "talk_time": round(agent.talk_time, 3),
         "wrap_until": agent.wrap_until,
+        "lease_until": agent.lease_until,
     }
 
 
@@ -186,23 +190,30 @@ def acd_app(acd: AcdRuntime) -> web.Application:
     async def get_agent(request: web.Request) -> web.Response:
         return web.json_response(agent_view(acd, known_agent(request)))
 
-    async def post_state(request: web.Request) -> web.Response:
-        name = known_agent(request)
+    async def json_object(
+        request: web.Request, example: str, fields: tuple[str, ...], empty: bool = False
+    ) -> dict[str, Any]:
         raw = await request.content.read(_MAX_BODY + 1)
         if len(raw) > _MAX_BODY:
             raise AcdRequestError(400, f"body larger than {_MAX_BODY} bytes")
-        example = '{"state": "not_ready", "reason": "lunch"}'
+        if not raw.strip() and empty:
+            return {}
         try:
             body = json.loads(raw or b"null")
         except ValueError as exc:
             raise AcdRequestError(400, f"body is not JSON ({exc}); send e.g. {example}") from None
         if not isinstance(body, dict):
             raise AcdRequestError(400, f"body must be a JSON object such as {example}")
-        unknown = sorted(set(body) - {"state", "reason"})
+        unknown = sorted(set(body) - set(fields))
         if unknown:
-            raise AcdRequestError(
-                400, f"unknown field {unknown[0]!r}: only state and reason are accepted"
-            )
+            accepted = " and ".join(fields) + (" is" if len(fields) == 1 else " are")
+            raise AcdRequestError(400, f"unknown field {unknown[0]!r}: only {accepted} accepted")
+        return body
+
+    async def post_state(request: web.Request) -> web.Response:
+        name = known_agent(request)
+        example = '{"state": "not_ready", "reason": "lunch"}'
+        body = await json_object(request, example, ("state", "reason"))
         state = body.get("state")
         if not isinstance(state, str):
             raise AcdRequestError(
@@ -227,6 +238,15 @@ def acd_app(acd: AcdRuntime) -> web.Application:
             }
         )
 
+    async def post_heartbeat(request: web.Request) -> web.Response:
+        name = known_agent(request)
+        body = await json_object(request, '{"ttl": 60}', ("ttl",), empty=True)
+        ttl = body.get("ttl")
+        if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int | float)):
+            raise AcdRequestError(400, f"ttl must be a number of seconds, not {ttl!r}")
+        acd.heartbeat(name, None if ttl is None else float(ttl))
+        return web.json_response(agent_view(acd, name))
+
     async def get_calls(_request: web.Request) -> web.Response:
         return web.json_response(calls_view(acd))
 
@@ -242,6 +262,7 @@ def acd_app(acd: AcdRuntime) -> web.Application:
     app.router.add_get("/agents", get_agents)
     app.router.add_get("/agents/{id}", get_agent)
     app.router.add_post("/agents/{id}/state", post_state)
+    app.router.add_post("/agents/{id}/heartbeat", post_heartbeat)
     app.router.add_get("/status", get_status)
     app.router.add_get("/calls", get_calls)
     app.router.add_get("/calls/{id}/announcements", get_announcements)

@@ -186,3 +186,29 @@ async def test_queues_yaml_changes_apply_live(start: Callable[[], Any], flows: P
     assert problem.startswith(f"{path}:11:33: error: agent 'ann' uri must be a SIP URI")
     assert body["agents"] == ["ann", "bob"]
     assert await agents() == [("ann", "not_ready", "training"), ("bob", "offline", None)]
+
+
+async def test_heartbeats_keep_a_leased_agent_logged_in(
+    flows: Path, start: Callable[[], Any]
+) -> None:
+    path = flows / "queues.yaml"
+    path.write_text(path.read_text().replace('uri: "sip:', 'lease: 1.5, uri: "sip:'))
+    engine: Engine = await start()
+    beat = "/acd/agents/ann/heartbeat"
+    status, body = await _call(engine, "POST", beat)
+    assert (status, body["error"]) == (409, "agent 'ann' is logged out: log in first")
+    status, body = await _call(engine, "POST", "/acd/agents/ann/state", json={"state": "ready"})
+    assert body["state"] == "available" and body["lease_until"] is not None
+    for _ in range(3):  # 3 s of heartbeats every 0.75 s: a 1.5 s lease never runs out
+        await asyncio.sleep(0.75)
+        status, body = await _call(engine, "POST", beat)
+        assert status == 200 and body["state"] == "available", body
+    status, body = await _call(engine, "POST", beat, json={"ttl": "long"})
+    assert (status, body["error"]) == (400, "ttl must be a number of seconds, not 'long'")
+    status, body = await _call(engine, "POST", beat, json={"ttl": 0.5, "x": 1})
+    assert (status, body["error"]) == (400, "unknown field 'x': only ttl is accepted")
+    status, body = await _call(engine, "POST", beat, json={"ttl": 0.5})
+    assert status == 200 and body["lease_until"] - body["since"] > 0
+    await asyncio.sleep(1.0)  # no more heartbeats: offline once the 0.5 s lease ran out
+    status, body = await _call(engine, "GET", "/acd/agents/ann")
+    assert (body["state"], body["reason"]) == ("offline", "lease_expired")
