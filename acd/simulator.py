@@ -20,7 +20,8 @@ The router's records feed :class:`acd.metrics.AcdMetrics`, so the figures
 are those the engine would report. Queue lengths and agent states are
 sampled every ``sample_every`` seconds for the plots. Randomness comes from
 one seeded ``numpy.random.Generator``: the same scenario and seed give the
-same day.
+same day. Event times are rounded to 1/1024 s so that the router's deadline
+arithmetic is exact (see ``schedule`` in :meth:`Simulation.run`).
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ __all__ = [
 _LOGIN, _TIMER, _ANSWER, _HOLD_ON, _HOLD_OFF, _HANGUP, _CALLBACK, _ABANDON = range(8)
 _ARRIVAL, _READY, _LOGOUT, _SAMPLE = 8, 9, 10, 11
 _AUTO_NOT_READY = frozenset({"rna", "declined"})
+_TICKS = 1024.0  # virtual clock resolution: 1/1024 s
 
 
 def with_scenario_agents(config: AcdConfig, scenario: Scenario) -> AcdConfig:
@@ -205,9 +207,12 @@ class Simulation:
         seq = 0
 
         def schedule(when: float, kind: int, a: Any = None, b: Any = None) -> None:
+            # Virtual time ticks in 1/1024 s: sums of tick times and whole-second (or
+            # binary-fraction) durations are then exact, so a router deadline such as
+            # entered_at + 20 minus entered_at gives exactly 20 again.
             nonlocal seq
             seq += 1
-            push(heap, (when, kind, seq, a, b))
+            push(heap, (round(when * _TICKS) / _TICKS, kind, seq, a, b))
 
         arrivals: dict[str, list[float]] = {}
         for q in sc.arrivals:
@@ -355,7 +360,8 @@ class Simulation:
             deadline = router.next_deadline()
             if deadline is not None and deadline < timer_at:
                 timer_at = deadline
-                schedule(deadline, _TIMER)
+                seq += 1
+                push(heap, (deadline, _TIMER, seq, None, None))  # the router's own time, as is
             router_s += clock() - r0
             if len(router.records) > 4096:
                 metrics.feed_all(router.drain_records())

@@ -199,20 +199,18 @@ def test_same_seed_same_day_other_seed_other_day() -> None:
     assert figures(1) != figures(2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="acd.index.IndexedMatcher.call_for passes over an earlier call whose queue has the "
-    "empty requirement (anyone): agent x (billing 5) logs in with c1 waiting in queue B "
-    "(steps: anyone) since t=2 and c2 in queue A (billing>=4) since t=3; Router offers c2, "
-    "NaiveRouter c1 (the global rank says c1). Reported to the core's author; remove this "
-    "marker when the routers agree.",
-)
 def test_the_full_scan_router_makes_the_same_day() -> None:
+    from bench.acd_day import build
+
     sc, config = _small_day(11)
-    fast = Simulation(sc, config).run()
-    naive = Simulation(sc, config, router_factory=NaiveRouter).run()
-    assert list(fast.metrics.interval_rows()) == list(naive.metrics.interval_rows())
-    assert list(fast.metrics.agent_rows()) == list(naive.metrics.agent_rows())
+    # and the benchmark's day in small: 12 queues, 3 strategies, experts first for 10 s
+    bench_sc, bench_config = build(4000, 0.9, 3)
+    for scenario, cfg in ((sc, config), (bench_sc, bench_config)):
+        fast = Simulation(scenario, cfg).run()
+        naive = Simulation(scenario, cfg, router_factory=NaiveRouter).run()
+        assert fast.calls > 250
+        assert list(fast.metrics.interval_rows()) == list(naive.metrics.interval_rows())
+        assert list(fast.metrics.agent_rows()) == list(naive.metrics.agent_rows())
 
 
 def test_unknown_queue_in_arrivals_is_named() -> None:
