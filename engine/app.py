@@ -18,6 +18,7 @@ from typing import Any
 import structlog
 from prometheus_client.core import CounterMetricFamily
 
+import flows as flows_package
 from engine.acd_runtime import AcdRuntime, start_acd
 from engine.acdapi import acd_app
 from engine.calls import Application, CallManager
@@ -29,6 +30,7 @@ from engine.http import HttpServer, build_app
 from engine.metrics import EngineMetrics
 from engine.outbound import OutboundCalls
 from engine.reload import FlowReload
+from media.call import Call
 from media.prompts.audio import load_audio
 from media.prompts.player import Prompt
 from media.rtp.clock import MediaClock
@@ -117,12 +119,27 @@ class Engine:
             self.calls.on_event(event)
 
     async def _default_application(self) -> Application:
-        """The flows of the flows folder (picked by dialed number), else the greeting."""
-        self.flow_app = await start_flow_application(self.config, self.metrics)
-        if self.flow_app is not None:
-            return self.flow_app
+        """The flows of the flows folder (picked by dialed number), else the greeting.
+
+        With flow files that do not load yet, calls get the greeting until hot
+        reload has a valid version live (the last stored one, or the next
+        valid save): the engine starts and keeps answering either way.
+        """
         path = self.config.flows_dir / GREETING
-        return GreetingApplication(Prompt(load_audio(path), name="greeting"))
+        if not path.exists():  # a flows folder of its own: the greeting shipped with the engine
+            path = Path(flows_package.__file__).parent / GREETING
+        greeting = GreetingApplication(Prompt(load_audio(path), name="greeting"))
+        self.flow_app = flow_app = await start_flow_application(self.config, self.metrics)
+        if flow_app is None:
+            return greeting
+
+        async def flows_or_greeting(call: Call) -> None:
+            if flow_app.serving:
+                await flow_app(call)
+            else:
+                await greeting(call)
+
+        return flows_or_greeting
 
     def recent_calls(self, limit: int) -> list[dict[str, Any]]:
         """Finished calls, newest first, with their flow paths (GET /calls/recent)."""

@@ -65,7 +65,7 @@ from ivr.actions import (
     TransferResult,
     VoicemailResult,
 )
-from ivr.loader import FlowSetError, flow_files, load_flowset
+from ivr.loader import FlowSet, FlowSetError, flow_files, load_flowset
 from ivr.runtime import FlowRun, FlowRuntimeError, FlowSetLike, Limits
 from media.call import Call, CallHungUp, CallInfo
 from media.capture import CallCapture, StreamingWavWriter
@@ -209,6 +209,8 @@ class FlowApplication:
         recent_size: int = 200,
     ) -> None:
         self.current = current
+        #: False while no flow set is live (the engine plays the greeting instead).
+        self.serving = True
         self.prompts = prompts
         self.metrics = metrics
         self.voicemail_dir = Path(voicemail_dir)
@@ -499,31 +501,45 @@ class FlowApplication:
 async def start_flow_application(
     config: EngineConfig, metrics: EngineMetrics
 ) -> FlowApplication | None:
-    """The flow application for ``config.flows_dir``, its prompts rendered;
-    None when the folder holds no flow file or its flows do not load (the
-    errors are logged: each names file:line:column and the fix)."""
+    """The flow application for ``config.flows_dir``, its prompts rendered.
+
+    None when the folder holds no flow file (the engine plays the greeting).
+    When the flows do not load, the errors are logged (each names
+    file:line:column and the fix) and the application is returned all the
+    same, with no flow set: hot reload then serves the last stored version,
+    or the first valid save, and until then the engine plays the greeting
+    (see ``FlowApplication.serving``).
+    """
     folder = config.flows_dir
     if not flow_files(folder):
         log.info("flows.none", folder=str(folder))
         return None
     sounds = SoundLibrary([folder / "prompts", *config.sounds_dirs])
-    try:
-        flowset = await asyncio.to_thread(load_flowset, folder, sounds=sounds)
-    except FlowSetError as exc:
-        log.error("flows.invalid", folder=str(folder), error=str(exc))
-        return None
     prompts = PromptLibrary(
         flows_dir=folder, sounds=sounds, tts=TtsRenderer(config.data_dir / "tts")
     )
+    try:
+        flowset: FlowSet | None = await asyncio.to_thread(load_flowset, folder, sounds=sounds)
+    except FlowSetError as exc:
+        log.error("flows.invalid", folder=str(folder), error=str(exc))
+        flowset = None
+
+    def current() -> FlowSet:
+        if flowset is None:
+            raise LookupError(f"no valid flows in {folder} yet")
+        return flowset
+
     app = FlowApplication(
-        lambda: flowset,
+        current,
         prompts,
         metrics,
         voicemail_dir=config.data_dir / "voicemail",
         directory=SqliteContacts(config.data_dir / "contacts.sqlite3"),
     )
-    await app.prerender(flowset)
-    log.info("flows.serving", folder=str(folder), flows=sorted(flowset.flows))
+    app.serving = flowset is not None
+    if flowset is not None:
+        await app.prerender(flowset)
+        log.info("flows.serving", folder=str(folder), flows=sorted(flowset.flows))
     return app
 
 

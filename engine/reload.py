@@ -110,12 +110,14 @@ class FlowReload:
 
             def use_registry(_live: LiveFlows[FlowSet]) -> None:
                 flow_app.current = self.registry.current
+                flow_app.serving = True
 
             self.registry.subscribe(use_registry)
         result = await self.registry.start(now=self.clock())
         live = self.registry.live()
         if flow_app is not None and live is not None:
             flow_app.current = self.registry.current
+            flow_app.serving = True
         self.watcher.start()
         return result
 

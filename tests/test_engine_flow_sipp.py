@@ -163,3 +163,43 @@ async def test_barge_in_digit_stops_a_long_prompt(flow_engine: Engine) -> None:
     started, chosen = (datetime.fromisoformat(p["at"]) for p in record["path"])
     assert prompt.duration > 12.0
     assert 7.0 < (chosen - started).total_seconds() < 10.0
+
+
+async def test_engine_started_on_broken_flows_greets_then_serves_the_first_valid_save(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "flows"
+    folder.mkdir()
+    for name in ("menu.yaml", "routes.yaml"):
+        (folder / name).write_text((FLOWS / name).read_text())
+    (folder / "routes.yaml").write_text('routes:\n  - {number: "5000", flow: menu}\n')
+    good = (folder / "menu.yaml").read_text()
+    (folder / "menu.yaml").write_text(good.replace("start: menu", "start: nowhere"))
+    eng = Engine(engine_config(tmp_path, flows_dir=folder))
+    await eng.start()
+    try:
+        app = _app(eng)
+        assert not app.serving  # no valid version yet: the greeting answers
+        remote = f"{eng.sip.host}:{eng.sip.port}"
+        first = await Sipp("uac_pcap", remote=remote, service="5000").run_async()
+        assert first.ok, first.summary()
+        calls = await _get(eng, "/calls/recent")
+        assert len(calls) == 1 and "flow" not in calls[0]  # answered by the greeting
+        status = await _get(eng, "/flows/status")
+        assert "nowhere" in json.dumps(status)  # the refusal names the bad target
+        (folder / "menu.yaml").write_text(good)  # the admin fixes and saves
+        for _ in range(100):
+            if app.serving:
+                break
+            await asyncio.sleep(0.1)
+        assert app.serving
+        second = await Sipp("uac_pcap", remote=remote, service="5000").run_async()
+        assert second.ok, second.summary()
+        for _ in range(50):
+            calls = await _get(eng, "/calls/recent")
+            if "flow" in calls[0]:
+                break
+            await asyncio.sleep(0.1)
+        assert [p["node"] for p in calls[0]["flow"]["path"]] == ["menu", "a"]
+    finally:
+        await eng.stop()
