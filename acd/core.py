@@ -63,7 +63,7 @@ from acd.events import (
     Overflow,
     RequestCallback,
 )
-from acd.ewt import HandleTimes, announcement_text, estimate_wait
+from acd.ewt import HandleTimes, ServingAgents, announcement_text
 from acd.explain import Candidate, Explanation
 from acd.index import IndexedMatcher
 from acd.matching import Entry, Matcher
@@ -171,6 +171,7 @@ class Router:
         self._queue_agents: dict[str, list[int]] = {}
         self._agent_queues: dict[int, tuple[str, ...]] = {}
         self._staffed: dict[str, int] = {}
+        self._serving: dict[str, ServingAgents] = {}
         self._rr: dict[str, Entry] = {}
         self._handle_times = HandleTimes(aht_window)
         self._matcher: Matcher = self._make_matcher()
@@ -551,6 +552,10 @@ class Router:
         self._record(
             AgentStateRecord(now, agent.name, old.value, new.value, agent.state_since, reason)
         )
+        busy = (AgentState.ON_CALL, AgentState.WRAP_UP)
+        if not (old in busy and new in busy):
+            self._serve(agent, old, -1)
+            self._serve(agent, new, 1)
         agent.state = new
         agent.state_since = now
         agent.reason = reason
@@ -940,19 +945,24 @@ class Router:
         out.append(Announce(call.id, call.queue, shown, ewt, text))
 
     def _ewt(self, queue_name: str, position: int, now: float) -> float | None:
-        aht = self.aht(queue_name)
-        free: list[float] = []
-        agents = self._by_index
-        for index in self._queue_agents[queue_name]:
-            agent = agents[index]
-            state = agent.state
-            if state is _AVAILABLE:
-                free.append(0.0)
-            elif state is AgentState.RESERVED:
-                free.append(aht)
-            elif state is AgentState.ON_CALL or state is AgentState.WRAP_UP:
-                free.append(max(0.0, aht - (now - agent.busy_since)))
-        return estimate_wait(position, free, aht)
+        return self._serving[queue_name].estimate(position, now, self.aht(queue_name))
+
+    def _serve(self, agent: Agent, state: AgentState, delta: int) -> None:
+        """Count ``agent`` in (``delta`` 1) or out of (-1) the serving
+        tallies of its queues, as an agent in ``state``."""
+        if state is _AVAILABLE:
+            for queue in self._agent_queues.get(agent.index, ()):
+                self._serving[queue].available += delta
+        elif state is AgentState.RESERVED:
+            for queue in self._agent_queues.get(agent.index, ()):
+                self._serving[queue].reserved += delta
+        elif state is AgentState.ON_CALL or state is AgentState.WRAP_UP:
+            entry = (agent.busy_since, agent.index)
+            for queue in self._agent_queues.get(agent.index, ()):
+                if delta > 0:
+                    self._serving[queue].busy.add(entry)
+                else:
+                    self._serving[queue].busy.remove(entry)
 
     # ------------------------------------------------ reconfigure, persist
     def reconfigure(self, now: float, config: AcdConfig) -> list[Effect]:
@@ -1095,12 +1105,14 @@ class Router:
             for index in self._queue_agents[name]:
                 self._agent_queues[index] = (*self._agent_queues.get(index, ()), name)
         self._staffed = {name: 0 for name in config.queues}
+        self._serving = {name: ServingAgents() for name in config.queues}
         self._matcher = self._make_matcher()
         self._timers = []
         for agent in self._by_index:
             if agent.state is not _OFFLINE:
                 for queue_name in self._agent_queues.get(agent.index, ()):
                     self._staffed[queue_name] += 1
+            self._serve(agent, agent.state, 1)
             if agent.state is _AVAILABLE:
                 self._matcher.add_agent(agent)
         for agent in self._agents.values():

@@ -46,6 +46,7 @@ from acd.events import (
     Offer,
     RequestCallback,
 )
+from acd.ewt import estimate_wait
 from acd.model import (
     AcdConfig,
     AgentConfig,
@@ -409,6 +410,28 @@ class RouterMachine(RuleBasedStateMachine):
                 assert not call.requirement.matches(agent.config.skills, agent.config.groups), (
                     f"{call.id} waits while {agent.name} is available and qualified"
                 )
+
+    @invariant()
+    def incremental_ewt_equals_the_full_formula(self) -> None:
+        """The Router's O(log n) estimate equals acd.ewt.estimate_wait over
+        the serving agents listed by hand."""
+        if not hasattr(self, "indexed"):
+            return
+        for queue in self.config.queues:
+            aht = self.indexed.aht(queue)
+            free = []
+            for agent in self.indexed.agents():
+                if agent not in self.indexed.members(queue):
+                    continue
+                if agent.state is AgentState.AVAILABLE:
+                    free.append(0.0)
+                elif agent.state is AgentState.RESERVED:
+                    free.append(aht)
+                elif agent.state in (AgentState.ON_CALL, AgentState.WRAP_UP):
+                    free.append(max(0.0, aht - (self.now - agent.busy_since)))
+            for position in (1, 2, 3, 7):
+                expected = estimate_wait(position, free, aht)
+                assert self.indexed._ewt(queue, position, self.now) == expected
 
     @invariant()
     def no_lost_call(self) -> None:
