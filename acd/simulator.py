@@ -351,6 +351,7 @@ class Simulation:
                 effects = router.on_timer(now)
                 self._sample(now, result)
                 if bar is not None:
+                    bar.set_postfix(calls=calls, refresh=False)
                     bar.update(round(min(now, end) - shown))
                     shown = round(min(now, end))
                 if now + sc.sample_every <= end or any(k != _SAMPLE for _, k, *_ in heap):
