@@ -95,6 +95,8 @@ STATE_ALIASES: Mapping[str, str] = {
     "logged_off": "offline",
 }
 
+_STATE_SECONDS = {state: f"{state}_s" for state in AGENT_STATES}
+
 MISSED_OFFER_REASONS = frozenset({"rna", "declined"})
 """call_requeued reasons that count as an offer the agent missed (no answer, rejected)."""
 
@@ -338,15 +340,29 @@ class AcdMetrics:
         self.last_ewt: dict[str, float] = {}
         self.announced_at: dict[str, tuple[float, float]] = {}
         self._handlers = self._handler_table()
-        self.dirty: set[tuple[str, str, float]] = set()
-        """Keys (``"queue"``/``"agent"``, name, interval start) changed since the
-        store last saved; :class:`acd.store.MetricsStore` clears it."""
+        self._size = self.config.interval
+        self.dirty_queues: set[tuple[str, float]] = set()
+        """(queue, interval start) of the queue rows changed since the store last saved."""
+        self.dirty_agents: set[tuple[str, float]] = set()
+        """(agent, interval start) of the agent rows changed since the store last saved."""
 
     # ------------------------------------------------------------ helpers
+    @property
+    def dirty(self) -> set[tuple[str, str, float]]:
+        """Every changed row as (``"queue"``/``"agent"``, name, interval start)."""
+        return {("queue", q, s) for q, s in self.dirty_queues} | {
+            ("agent", a, s) for a, s in self.dirty_agents
+        }
+
+    def clear_dirty(self) -> None:
+        """Forget which rows changed (after the store saved them)."""
+        self.dirty_queues.clear()
+        self.dirty_agents.clear()
+
     def interval_start(self, at: float) -> float:
         """Start of the interval holding time ``at``."""
-        size = self.config.interval
-        return math.floor(at / size) * size
+        size = self._size
+        return (at // size) * size  # exact floor of the true quotient (as _a and _book)
 
     def day_start(self, at: float) -> float:
         """Start (on the event clock) of the day holding ``at``."""
@@ -358,16 +374,16 @@ class AcdMetrics:
         c = self.queue_intervals.get(key)
         if c is None:
             c = self.queue_intervals[key] = QueueCounters()
-        self.dirty.add(("queue", queue, start))
+        self.dirty_queues.add(key)
         return c
 
     def _a(self, agent: str, at: float) -> AgentCounters:
-        start = self.interval_start(at)
-        key = (agent, start)
+        size = self._size
+        key = (agent, (at // size) * size)
         c = self.agent_intervals.get(key)
         if c is None:
             c = self.agent_intervals[key] = AgentCounters()
-        self.dirty.add(("agent", agent, start))
+        self.dirty_agents.add(key)
         return c
 
     # ------------------------------------------------------------- events
@@ -530,11 +546,11 @@ class AcdMetrics:
     def _book(self, agent: str, state: str, since: float, until: float) -> None:
         if state == "offline" or until <= since:
             return
-        attr = f"{state}_s"
-        size = self.config.interval
+        attr = _STATE_SECONDS[state]
+        size = self._size
         t = since
         while t < until:
-            end = min(until, (math.floor(t / size) + 1) * size)
+            end = min(until, (t // size + 1) * size)
             c = self._a(agent, t)
             setattr(c, attr, getattr(c, attr) + (end - t))
             t = end

@@ -13,7 +13,7 @@
   log behind every figure.
 
 :meth:`MetricsStore.save` writes only the interval rows changed since the last
-save (``AcdMetrics.dirty``) in one transaction; :meth:`MetricsStore.load`
+save (``AcdMetrics.dirty_queues``/``dirty_agents``) in one transaction; :meth:`MetricsStore.load`
 rebuilds an aggregator with the same figures. The database is the engine's
 (``DATA/callcore.db``, WAL journal, shared with the flow version store); the
 tables are prefixed ``acd_``. Every database failure is a
@@ -183,13 +183,12 @@ class MetricsStore:
         )
         q_rows = []
         a_rows = []
-        for kind, name, start in metrics.dirty:
-            if kind == "queue":
-                qc = metrics.queue_intervals[(name, start)]
-                q_rows.append((name, start, length, *(getattr(qc, c) for c in _QUEUE_COLS)))
-            else:
-                ac = metrics.agent_intervals[(name, start)]
-                a_rows.append((name, start, length, *(getattr(ac, c) for c in _AGENT_COLS)))
+        for name, start in metrics.dirty_queues:
+            qc = metrics.queue_intervals[(name, start)]
+            q_rows.append((name, start, length, *(getattr(qc, c) for c in _QUEUE_COLS)))
+        for name, start in metrics.dirty_agents:
+            ac = metrics.agent_intervals[(name, start)]
+            a_rows.append((name, start, length, *(getattr(ac, c) for c in _AGENT_COLS)))
         live = list(self._live_rows(metrics))
         if router is not None:
             live.append(("router", "snapshot", json.dumps(router)))
@@ -214,7 +213,7 @@ class MetricsStore:
                 logged,
             )
             db.execute("COMMIT")
-        metrics.dirty.clear()
+        metrics.clear_dirty()
         return len(q_rows) + len(a_rows)
 
     @staticmethod
