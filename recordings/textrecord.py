@@ -49,7 +49,7 @@ __all__ = [
     "to_webvtt",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 MASK = "***"
 
 
