@@ -671,10 +671,14 @@ class Router:
             if call.next_announce is not None:
                 self._schedule(call.next_announce, _ANNOUNCE, call)
 
-    def _set_step(self, call: Call, now: float) -> None:
-        """Put the step in force for the call's time in queue (not re-indexed)."""
+    def _set_step(self, call: Call, now: float, step: int | None = None) -> None:
+        """Put ``step`` (default: the one in force for the call's time in
+        queue) in force and arm its end (the call is not re-indexed)."""
         queue = self.config.queues[call.queue]
-        step, ends = queue.step_at(now - call.entered_at)
+        if step is None:
+            step, ends = queue.step_at(now - call.entered_at)
+        else:
+            ends = queue.step_end(step)
         call.step = step
         call.requirement = queue.steps[step].requirement.merged(call.skills)
         call.step_until = None if ends is None else call.entered_at + ends
@@ -685,7 +689,9 @@ class Router:
         waiting = call.state is _WAITING
         if waiting:
             self._matcher.remove_call(call)
-        self._set_step(call, now)
+        # the next step by index: recomputing it from the wait could land on
+        # the same step again when float rounding puts the wait just short of its end
+        self._set_step(call, now, min(call.step + 1, len(self.config.queues[call.queue].steps) - 1))
         if waiting:
             self._matcher.add_call(call)
             self._dispatch_call(call, now, "step_relaxed", out)

@@ -193,6 +193,17 @@ class QueueConfig:
                 return index, end
         return last, None  # pragma: no cover - the loop always returns
 
+    def step_end(self, index: int) -> float | None:
+        """The wait at which step ``index`` ends (``None``: the last step)."""
+        if index >= len(self.steps) - 1:
+            return None
+        end = 0.0
+        for step in self.steps[: index + 1]:
+            if step.duration is None:
+                return None
+            end += step.duration
+        return end
+
 
 @dataclass(frozen=True, slots=True)
 class AgentConfig:
