@@ -172,6 +172,9 @@ class Router:
         self._agent_queues: dict[int, tuple[str, ...]] = {}
         self._staffed: dict[str, int] = {}
         self._serving: dict[str, ServingAgents] = {}
+        self._in_matcher: set[str] = set()
+        """Available agents the matcher knows (an agent who takes a call the
+        moment they become available never enters it)."""
         self._rr: dict[str, Entry] = {}
         self._handle_times = HandleTimes(aht_window)
         self._matcher: Matcher = self._make_matcher()
@@ -547,7 +550,8 @@ class Router:
         old = agent.state
         if old is new and agent.reason == reason:
             return
-        if old is _AVAILABLE and new is not _AVAILABLE:
+        if old is _AVAILABLE and agent.name in self._in_matcher:
+            self._in_matcher.discard(agent.name)
             self._matcher.remove_agent(agent)
         self._record(
             AgentStateRecord(now, agent.name, old.value, new.value, agent.state_since, reason)
@@ -561,8 +565,7 @@ class Router:
         agent.reason = reason
         out.append(AgentStateChanged(agent.name, old, new, reason, now))
         if new is _AVAILABLE and old is not _AVAILABLE:
-            agent.idle_since = now
-            self._matcher.add_agent(agent)
+            agent.idle_since = now  # into the matcher in _dispatch_agent, if no call takes them
         if old is _OFFLINE and new is not _OFFLINE:
             for queue in self._agent_queues.get(agent.index, ()):
                 self._staffed[queue] += 1
@@ -870,6 +873,8 @@ class Router:
         """The agent became available: offer them the best call they can take."""
         call, eligible = self._matcher.call_for(agent)
         if call is None:
+            self._in_matcher.add(agent.name)
+            self._matcher.add_agent(agent)
             return
         strategy = self._strategies.get(self.config.queues[call.queue].strategy)
         entry: Entry = (strategy.key(agent), agent.index)
@@ -1113,6 +1118,7 @@ class Router:
         self._staffed = {name: 0 for name in config.queues}
         self._serving = {name: ServingAgents() for name in config.queues}
         self._matcher = self._make_matcher()
+        self._in_matcher = set()
         self._timers = []
         for agent in self._by_index:
             if agent.state is not _OFFLINE:
@@ -1120,6 +1126,7 @@ class Router:
                     self._staffed[queue_name] += 1
             self._serve(agent, agent.state, 1)
             if agent.state is _AVAILABLE:
+                self._in_matcher.add(agent.name)
                 self._matcher.add_agent(agent)
         for agent in self._agents.values():
             if agent.wrap_until is not None and agent.state is AgentState.WRAP_UP:

@@ -16,14 +16,17 @@ source in strategy order and stops after ``limit`` matches:
 * round robin: agents after the queue's pointer, then the rest (irange).
 
 Waiting calls sit in one sorted list per distinct requirement (bucket),
-keyed by ``Call.rank``. Each agent remembers which requirements it meets
-(checked once per new requirement, lazily); the best call for an agent is
-the smallest head among those buckets.
+keyed by ``Call.rank``. Each agent remembers which requirements it meets,
+checked once per (agent, requirement), lazily, and only for requirements
+filed under one of the agent's skills or groups (a requirement is filed
+under its primary skill, else its groups, else "any"); the best call for
+an agent is the smallest head among those buckets.
 """
 
 from __future__ import annotations
 
 import heapq
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 from itertools import chain
 
@@ -63,6 +66,7 @@ class IndexedMatcher:
         self._calls: dict[int, Call] = {}
         self._call_bucket: dict[int, int] = {}
         self._agent_requirements: dict[int, tuple[int, list[int]]] = {}
+        self._by_anchor: dict[tuple[str, str], list[int]] = {}
 
     # ------------------------------------------------------------ agents
     def _sources(self, agent: Agent) -> Iterator[_Lists]:
@@ -201,6 +205,8 @@ class IndexedMatcher:
             self._requirements.append(requirement)
             self._requirement_ids[requirement] = bucket_id
             self._buckets.append(SortedList())
+            for anchor in _requirement_anchors(requirement):
+                self._by_anchor.setdefault(anchor, []).append(bucket_id)
         self._buckets[bucket_id].add(call.rank)
         self._calls[call.seq] = call
         self._call_bucket[call.seq] = bucket_id
@@ -213,11 +219,19 @@ class IndexedMatcher:
     def call_for(self, agent: Agent) -> tuple[Call | None, int]:
         checked, matched = self._agent_requirements.get(agent.index, (0, []))
         if checked < len(self._requirements):
+            # only requirements anchored on one of the agent's skills or
+            # groups (or on nothing) can match; each is checked once per agent
             skills, groups = agent.config.skills, agent.config.groups
-            for bucket_id in range(checked, len(self._requirements)):
-                if self._requirements[bucket_id].matches(skills, groups):
+            fresh: set[int] = set()
+            for anchor in _agent_anchors(agent):
+                ids = self._by_anchor.get(anchor)
+                if ids:
+                    fresh.update(ids[bisect_left(ids, checked) :])
+            requirements = self._requirements
+            for bucket_id in sorted(fresh):
+                if requirements[bucket_id].matches(skills, groups):
                     matched.append(bucket_id)
-            self._agent_requirements[agent.index] = (len(self._requirements), matched)
+            self._agent_requirements[agent.index] = (len(requirements), matched)
         best: tuple[int, float, int] | None = None
         count = 0
         buckets = self._buckets
@@ -231,6 +245,24 @@ class IndexedMatcher:
         if best is None:
             return None, 0
         return self._calls[best[2]], count
+
+
+def _requirement_anchors(requirement: Requirement) -> list[tuple[str, str]]:
+    """Where a requirement is filed: its primary skill, else each of its
+    groups, else the catch-all (an agent must have what it is filed under)."""
+    if requirement.skills:
+        return [("skill", requirement.skills[0][0])]
+    if requirement.groups:
+        return [("group", group) for group in requirement.groups]
+    return [("any", "")]
+
+
+def _agent_anchors(agent: Agent) -> Iterator[tuple[str, str]]:
+    for skill in agent.config.skills:
+        yield ("skill", skill)
+    for group in agent.config.groups:
+        yield ("group", group)
+    yield ("any", "")
 
 
 def _ordered(lists: list[SortedList], pointer: Entry | None) -> Iterable[Entry]:
