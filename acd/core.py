@@ -39,6 +39,7 @@ from typing import Any
 
 from sortedcontainers import SortedList
 
+from acd import rebuild
 from acd.events import (
     AcdError,
     AgentAnswer,
@@ -91,6 +92,13 @@ from acd.records import (
     Record,
 )
 from acd.strategies import Strategy, StrategyRegistry
+from acd.timers import ANNOUNCE as _ANNOUNCE
+from acd.timers import LEASE as _LEASE
+from acd.timers import MAX_WAIT as _MAX_WAIT
+from acd.timers import NO_AGENTS as _NO_AGENTS
+from acd.timers import RING as _RING
+from acd.timers import STEP as _STEP
+from acd.timers import WRAP as _WRAP
 
 __all__ = ["Router", "check_config"]
 
@@ -99,15 +107,6 @@ _OFFLINE = AgentState.OFFLINE
 _WAITING = CallState.WAITING
 _RINGING = CallState.RINGING
 _ANSWERED = CallState.ANSWERED
-
-# timer kinds
-_RING = "ring"
-_WRAP = "wrap"
-_LEASE = "lease"
-_MAX_WAIT = "max_wait"
-_STEP = "step"
-_ANNOUNCE = "announce"
-_NO_AGENTS = "no_agents"
 
 
 def check_config(config: AcdConfig, strategies: StrategyRegistry) -> None:
@@ -193,7 +192,7 @@ class Router:
             EndWrapUp: self._on_end_wrap_up,
         }
         self._call_ids: dict[int, str] = {}
-        self._install(config)
+        rebuild.install(self, config)
 
     def _make_matcher(self) -> Matcher:
         """The decision engine (overridden by acd.naive.NaiveRouter)."""
@@ -985,7 +984,7 @@ class Router:
         check_config(config, self._strategies)
         out: list[Effect] = []
         self._advance(now, out)
-        orphans = self._orphans(config, now, out)
+        orphans = rebuild.orphans(self, config, out)
         for name, agent in list(self._agents.items()):
             if name in config.agents:
                 continue
@@ -1001,52 +1000,9 @@ class Router:
                 self._forget_agent(agent)
             else:
                 self._forget_agent(agent)
-        self._install(config)
-        self._settle(now, orphans, out)
+        rebuild.install(self, config)
+        rebuild.settle(self, now, orphans, out)
         return out
-
-    def _orphans(
-        self, config: AcdConfig, now: float, out: list[Effect]
-    ) -> list[tuple[Call, OverflowAction, list[Agent]]]:
-        """Calls of queues missing from ``config``: cancel their offers."""
-        orphans = []
-        for call in sorted(self._calls.values(), key=lambda c: c.rank):
-            if call.state is _ANSWERED or call.queue in config.queues:
-                continue
-            queue = self.config.queues.get(call.queue)
-            action = queue.overflow if queue is not None else OverflowAction()
-            released = []
-            for name in call.ringing:
-                agent = self._agents[name]
-                out.append(CancelOffer(call.id, name, "queue_removed"))
-                agent.call = None
-                released.append(agent)
-            call.ringing = []
-            orphans.append((call, action, released))
-        return orphans
-
-    def _settle(
-        self,
-        now: float,
-        orphans: list[tuple[Call, OverflowAction, list[Agent]]],
-        out: list[Effect],
-    ) -> None:
-        """After (re)installing a config: orphans overflow, freed agents
-        take calls, empty queues apply their policy, every waiting call
-        gets a chance (in rank order) so the routing rule holds again."""
-        for call, action, _ in orphans:
-            self._overflow_with(call, action, "queue_removed", now, out)
-        for _, _, released in orphans:
-            for agent in released:
-                if agent.name in self._agents and agent.state is AgentState.RESERVED:
-                    self._release(agent, now, out)
-        for call in sorted(self._calls.values(), key=lambda c: c.rank):
-            if call.state is _WAITING and call.id in self._calls:
-                queue = self.config.queues[call.queue]
-                self._no_agents(call, queue, now, out)
-        for call in sorted(self._calls.values(), key=lambda c: c.rank):
-            if call.state is _WAITING and call.seq in self._call_ids:
-                self._dispatch_call(call, now, "redispatch", out)
 
     def snapshot(self) -> dict[str, Any]:
         """Agent and call state as JSON-able data (see :meth:`restore`).
@@ -1058,114 +1014,16 @@ class Router:
         """Replace the state with a :meth:`snapshot` taken under this or an
         earlier configuration. Agents no longer configured are dropped,
         calls of queues no longer configured overflow (``queue_removed``,
-        action hangup). Timers already due fire at the next input or
+        back to their flow). Timers already due fire at the next input or
         :meth:`on_timer` (or now, when ``now`` is given)."""
         out: list[Effect] = []
         orphans = restore_router(self, data, out)
         when = self._now if now is None else now
-        self._install(self.config)
-        self._settle(when, orphans, out)
+        rebuild.install(self, self.config)
+        rebuild.settle(self, when, orphans, out)
         if now is not None:
             self._advance(now, out)
         return out
-
-    # --------------------------------------------------------- structure
-    def _install(self, config: AcdConfig) -> None:
-        """(Re)build every derived table for ``config`` from the agents and
-        calls as they are: agent order, queue membership, staffing, lines,
-        the matcher and the timers."""
-        previous = self._agents
-        self.config = config
-        self._by_index = []
-        self._agents = {}
-        for index, (name, agent_config) in enumerate(config.agents.items()):
-            agent = previous.get(name)
-            if agent is None:
-                agent = Agent(config=agent_config, index=index)
-            agent.config = agent_config
-            agent.index = index
-            agent.removed = False
-            self._agents[name] = agent
-            self._by_index.append(agent)
-        departed = -1
-        for name, agent in previous.items():
-            if name not in config.agents and agent.state is not _OFFLINE:
-                agent.removed = True
-                agent.index = departed
-                departed -= 1
-                self._agents[name] = agent
-        self._queue_agents = {}
-        self._agent_queues = {}
-        by_skill: dict[str, list[Agent]] = {}
-        for agent in self._by_index:
-            for skill in agent.config.skills:
-                by_skill.setdefault(skill, []).append(agent)
-        for name, queue in config.queues.items():
-            members: set[int] = set()
-            for step in queue.steps:
-                requirement = step.requirement
-                pool: list[Agent] = self._by_index
-                if requirement.skills:
-                    pool = min(
-                        (by_skill.get(skill, []) for skill, _ in requirement.skills), key=len
-                    )
-                for agent in pool:
-                    if requirement.matches(agent.config.skills, agent.config.groups):
-                        members.add(agent.index)
-            self._queue_agents[name] = sorted(members)
-            for index in self._queue_agents[name]:
-                self._agent_queues[index] = (*self._agent_queues.get(index, ()), name)
-        self._staffed = {name: 0 for name in config.queues}
-        self._serving = {name: ServingAgents() for name in config.queues}
-        self._matcher = self._make_matcher()
-        self._in_matcher = set()
-        self._timers = []
-        for agent in self._by_index:
-            if agent.state is not _OFFLINE:
-                for queue_name in self._agent_queues.get(agent.index, ()):
-                    self._staffed[queue_name] += 1
-            self._serve(agent, agent.state, 1)
-            if agent.state is _AVAILABLE:
-                self._in_matcher.add(agent.name)
-                self._matcher.add_agent(agent)
-        for agent in self._agents.values():
-            if agent.wrap_until is not None and agent.state is AgentState.WRAP_UP:
-                self._schedule(agent.wrap_until, _WRAP, agent)
-            if agent.lease_until is not None and agent.state is not _OFFLINE:
-                self._schedule(agent.lease_until, _LEASE, agent)
-        self._lines = {name: SortedList() for name in config.queues}
-        self._in_queue = {name: 0 for name in config.queues}
-        self._call_ids = {}
-        self._rr = {queue: entry for queue, entry in self._rr.items() if queue in config.queues}
-        for call in self._calls.values():
-            found = config.queues.get(call.queue)
-            if found is None or call.state is _ANSWERED:
-                continue
-            queue = found
-            self._in_queue[call.queue] += 1
-            call.priority = queue.priority + call.own_priority
-            limit = (
-                call.max_wait
-                if len(call.visited) <= 1 and call.max_wait is not None
-                else queue.max_wait
-            )
-            if limit is None or call.callback is not None or call.expired:
-                call.max_wait_at = None  # expired: overflows if its offer fails
-            else:
-                call.max_wait_at = call.entered_at + limit
-                self._schedule(call.max_wait_at, _MAX_WAIT, call)
-            self._set_step(call, max(self._now, call.entered_at))
-            if call.state is _RINGING and call.ring_until is not None:
-                self._schedule(call.ring_until, _RING, call, call.offer_seq)
-            if call.next_announce is not None:
-                if queue.announce is None:
-                    call.next_announce = None
-                else:
-                    self._schedule(call.next_announce, _ANNOUNCE, call)
-            if call.no_agents_until is not None:
-                self._schedule(call.no_agents_until, _NO_AGENTS, call)
-            if call.state is _WAITING:
-                self._wait(call)
 
     def _record(self, record: Record) -> None:
         self.records.append(record)
