@@ -12,6 +12,7 @@ from engine.config import EngineConfig, parse_hostport, parse_range
 from ivr.flowcli import flows
 from ivr.simcli import simulate, test_flows
 from ivr.versions import VersionStoreError
+from recordings.cli import transcribe
 
 
 def _hostport(what: str):  # type: ignore[no-untyped-def]
@@ -212,6 +213,9 @@ cli.add_command(test_flows)
 
 # ---------------------------------------------------------------- ivr acd (acd/cli.py)
 cli.add_command(acd_cli)
+
+# ------------------------------------------------------- ivr transcribe (recordings/cli.py)
+cli.add_command(transcribe)
 
 
 def main() -> None:

@@ -64,10 +64,12 @@ def read_wav(path: Path | str) -> Audio:
         raise WavError(f"{p}: no such file") from None
     except IsADirectoryError:
         raise WavError(f"{p}: is a folder, not a WAV file") from None
-    except (wave.Error, EOFError, struct.error) as exc:
-        raise WavError(f"{p}: not a readable PCM WAV file ({exc}); {_FIX}") from None
-    except OSError as exc:
-        raise WavError(f"{p}: cannot read ({exc.strerror or exc})") from None
+    except PermissionError:
+        raise WavError(f"{p}: permission denied; make the file readable") from None
+    except (wave.Error, EOFError, struct.error, RuntimeError, ValueError, OSError) as exc:
+        # the stdlib parser raises bare RuntimeError/ValueError on some damaged headers
+        detail = str(exc) or type(exc).__name__
+        raise WavError(f"{p}: not a readable PCM WAV file ({detail}); {_FIX}") from None
     if channels not in (1, 2):
         raise WavError(f"{p}: {channels} channels; recordings have 1 or 2 ({_FIX})")
     if width not in (1, 2):

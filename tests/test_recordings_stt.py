@@ -190,5 +190,9 @@ def test_read_wav_mono_stereo_and_errors(tmp_path: Path) -> None:
     junk.write_bytes(b"RIFF\x00\x00\x00\x00WAVEnonsense")
     with pytest.raises(WavError, match=r"junk\.wav: not a readable PCM WAV file.*sox"):
         read_wav(junk)
+    odd = tmp_path / "odd.wav"  # the stdlib parser raises a bare RuntimeError on this one
+    odd.write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunkjunk")
+    with pytest.raises(WavError, match=r"odd\.wav: not a readable PCM WAV file"):
+        read_wav(odd)
     with pytest.raises(WavError, match=r"nothere\.wav: no such file"):
         read_wav(tmp_path / "nothere.wav")
