@@ -1,10 +1,13 @@
 """Indexed matcher: routing decisions without scanning every agent or call.
 
-Agents (only the available ones) sit in sorted lists keyed by each
-strategy's key (``(strategy.key(agent), agent.index)``), one list per
-``(skill, level)``, per group, and one for all, built lazily per key
-function. Finding agents for a requirement walks the smallest candidate
-source in strategy order and stops after ``limit`` matches:
+Available agents are grouped by *source*: one per ``(skill, level)``, one
+per group, and one for everyone. A source keeps a sorted list of its
+agents per strategy key (``(strategy.key(agent), agent.index)``), built
+the first time a query walks that source with that key and kept up to
+date after, so an agent becoming (un)available touches only the lists
+some queue actually uses. Finding agents for a requirement walks the
+smallest candidate source in strategy order and stops after ``limit``
+matches:
 
 * skills required: the pivot is the required skill with the fewest
   available agents at or above its level (``most_skilled``: the primary
@@ -40,13 +43,20 @@ __all__ = ["IndexedMatcher"]
 
 
 class _Lists:
-    """One sorted list per key function, for one source (skill level, group, all)."""
+    """The available agents of one source (a skill at one level, a group,
+    or everyone): their indexes, and sorted lists of their entries for the
+    key functions that queries have asked this source for (built on first
+    use, then kept up to date)."""
 
-    __slots__ = ("count", "lists")
+    __slots__ = ("lists", "members")
 
     def __init__(self) -> None:
+        self.members: set[int] = set()
         self.lists: dict[SortKey, SortedList] = {}
-        self.count = 0
+
+    @property
+    def count(self) -> int:
+        return len(self.members)
 
 
 class IndexedMatcher:
@@ -74,59 +84,59 @@ class IndexedMatcher:
             lists = self._by_skill.get((skill, level))
             if lists is None:
                 lists = self._by_skill[(skill, level)] = _Lists()
-                for key in self._keys:
-                    lists.lists[key] = SortedList()
             yield lists
         for group in agent.config.groups:
             lists = self._by_group.get(group)
             if lists is None:
                 lists = self._by_group[group] = _Lists()
-                for key in self._keys:
-                    lists.lists[key] = SortedList()
             yield lists
         yield self._all
 
     def add_agent(self, agent: Agent) -> None:
-        entries = {key: (key(agent), agent.index) for key in self._keys}
-        self._entries[agent.index] = entries
-        self._available[agent.index] = agent
-        for lists in self._sources(agent):
-            lists.count += 1
-            for key, entry in entries.items():
-                lists.lists[key].add(entry)
+        index = agent.index
+        entries = {key: (key(agent), index) for key in self._keys}
+        self._entries[index] = entries
+        self._available[index] = agent
+        for source in self._sources(agent):
+            source.members.add(index)
+            for key, ordered in source.lists.items():
+                ordered.add(entries[key])
 
     def remove_agent(self, agent: Agent) -> None:
-        entries = self._entries.pop(agent.index)
-        del self._available[agent.index]
-        for lists in self._sources(agent):
-            lists.count -= 1
-            for key, entry in entries.items():
-                lists.lists[key].remove(entry)
+        index = agent.index
+        entries = self._entries.pop(index)
+        del self._available[index]
+        for source in self._sources(agent):
+            source.members.discard(index)
+            for key, ordered in source.lists.items():
+                ordered.remove(entries[key])
 
-    def _index(self, key: SortKey) -> None:
-        """Start keeping lists sorted by ``key`` (first use of a strategy)."""
-        self._keys.append(key)
-        for lists in chain(self._by_skill.values(), self._by_group.values(), (self._all,)):
-            lists.lists[key] = SortedList()
-        for index, agent in self._available.items():
-            entry = (key(agent), index)
-            self._entries[index][key] = entry
-            for lists in self._sources(agent):
-                lists.lists[key].add(entry)
+    def _ordered_list(self, source: _Lists, key: SortKey) -> SortedList:
+        """``source``'s agents sorted by ``key`` (built on the first query)."""
+        ordered = source.lists.get(key)
+        if ordered is None:
+            if key not in self._keys:  # first use of this strategy's key
+                self._keys.append(key)
+                for index, agent in self._available.items():
+                    self._entries[index][key] = (key(agent), index)
+            entries = self._entries
+            ordered = source.lists[key] = SortedList(
+                entries[index][key] for index in source.members
+            )
+        return ordered
 
     def agents_for(
         self, requirement: Requirement, strategy: Strategy, pointer: Entry | None, limit: int | None
     ) -> list[tuple[Agent, Entry]]:
         key = strategy.key
-        if key not in self._keys:
-            self._index(key)
+        lst = self._ordered_list
         passes: list[list[SortedList]]
         dedupe = False
         if requirement.skills:
             if strategy.by_level:
                 skill, low = requirement.skills[0]
                 passes = [
-                    [self._by_skill[(skill, level)].lists[key]]
+                    [lst(self._by_skill[(skill, level)], key)]
                     for level in range(MAX_LEVEL, low - 1, -1)
                     if (skill, level) in self._by_skill
                 ]
@@ -134,7 +144,7 @@ class IndexedMatcher:
                 skill, low = min(requirement.skills, key=self._available_at_least)
                 passes = [
                     [
-                        self._by_skill[(skill, level)].lists[key]
+                        lst(self._by_skill[(skill, level)], key)
                         for level in range(low, MAX_LEVEL + 1)
                         if (skill, level) in self._by_skill
                     ]
@@ -146,7 +156,7 @@ class IndexedMatcher:
         elif requirement.groups:
             passes, dedupe = [self._group_lists(requirement, key)], True
         else:
-            passes = [[self._all.lists[key]]]
+            passes = [[lst(self._all, key)]]
 
         found: list[tuple[Agent, Entry]] = []
         seen: set[int] = set()
@@ -191,7 +201,7 @@ class IndexedMatcher:
 
     def _group_lists(self, requirement: Requirement, key: SortKey) -> list[SortedList]:
         return [
-            self._by_group[group].lists[key]
+            self._ordered_list(self._by_group[group], key)
             for group in sorted(requirement.groups)
             if group in self._by_group
         ]

@@ -18,8 +18,9 @@ qualified agent free. Calls offered are answered. The indexed router's
 state is then copied into the naive one with ``snapshot``/``restore``.
 
 Timed phase: ``--events`` inputs from a seeded driver that reacts to the
-indexed router's effects, with the clock advancing 0.05 s per input (so
-routing steps relax and timers fire): a call ends (its agent becomes
+indexed router's effects, with the clock advancing ``--dt`` per input
+(default 0.005 s: the run stays before the steps relax at 30 s, so the
+center stays as set up; ``--dt 0.05`` adds the mass step relaxation): a call ends (its agent becomes
 available and takes the best waiting call: the *agent path*), a caller
 arrives (a busy queue: no free agent qualifies; a quiet queue: the
 strategy picks among hundreds: the *call path*), a waiting caller hangs
@@ -30,6 +31,12 @@ explanations, state changes, announcements...) for every input.
 
 Printed: per path, the count and the latency p50/p99 (microseconds) of
 each router's ``handle``/``on_timer`` call, and the naive/indexed ratio.
+Paths: ``agent>offer`` an agent became available and took a waiting call,
+``agent>idle`` none they qualify for, ``call>offer`` a caller arrived and
+the strategy chose an agent, ``call>wait`` no free agent qualifies (the
+full scan looks at every available agent to find that out), ``timer``
+due timers (mostly routing steps relaxing), ``other`` answers, abandons,
+not_ready (no decision). ``decisions`` pools the first five.
 """
 
 from __future__ import annotations
@@ -54,6 +61,7 @@ from acd.events import (
     AgentLogin,
     AgentNotReady,
     AgentReady,
+    AgentStateChanged,
     CancelOffer,
     Effect,
     EnqueueCall,
@@ -201,13 +209,18 @@ class Driver:
         return self.arrival(busy=False)
 
 
-def path_of(event: Input | float | None) -> str:
+def path_of(event: Input | float | None, effects: list[Effect]) -> str:
+    """Which decision the input asked for, and whether it ended in an offer."""
+    offered = any(isinstance(e, Offer) for e in effects)
     if event is None or isinstance(event, float):
         return "timer"
     if isinstance(event, EnqueueCall):
-        return "call"
-    if isinstance(event, Hangup | AgentReady):
-        return "agent"
+        return "call>offer" if offered else "call>wait"
+    if isinstance(event, AgentReady) or (
+        isinstance(event, Hangup)
+        and any(isinstance(e, AgentStateChanged) and e.new is AgentState.AVAILABLE for e in effects)
+    ):
+        return "agent>offer" if offered else "agent>idle"
     return "other"
 
 
@@ -243,6 +256,13 @@ def main() -> int:
     parser.add_argument("--waiting", type=int, default=5_000)
     parser.add_argument("--events", type=int, default=3_000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--dt",
+        type=float,
+        default=0.005,
+        help="virtual seconds between inputs (0.005: 3000 inputs "
+        "in 15 s, before the first routing step relaxes at 30 s)",
+    )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
 
@@ -271,7 +291,7 @@ def main() -> int:
     fast: dict[str, list[float]] = {}
     gc.collect()
     for _ in tqdm(range(args.events), desc="indexed", unit="input", mininterval=2):
-        driver.now += 0.05
+        driver.now += args.dt
         deadline = router.next_deadline()
         if deadline is not None and deadline <= driver.now:
             start = time.perf_counter_ns()
@@ -282,7 +302,8 @@ def main() -> int:
         event = driver.next_event()
         start = time.perf_counter_ns()
         effects = router.handle(event)
-        fast.setdefault(path_of(event), []).append((time.perf_counter_ns() - start) / 1000)
+        elapsed = (time.perf_counter_ns() - start) / 1000
+        fast.setdefault(path_of(event, effects), []).append(elapsed)
         log.append((event, effects))
         driver.track(event, effects)
 
@@ -296,15 +317,22 @@ def main() -> int:
             got = naive.on_timer(event)
         else:
             got = naive.handle(event)
-        slow.setdefault(path_of(event), []).append((time.perf_counter_ns() - start) / 1000)
+        elapsed = (time.perf_counter_ns() - start) / 1000
+        slow.setdefault(path_of(event, got), []).append(elapsed)
         if got != expected:
             print(f"DIFFERENT DECISIONS for {event!r}:\n  indexed {expected}\n  naive   {got}")
             return 1
         offers += sum(1 for e in got if isinstance(e, Offer))
     print(f"identical decisions: {len(log)} inputs, {offers} offers, same effects from both")
+    available = sum(1 for a in router.agents() if a.state is AgentState.AVAILABLE)
+    print(
+        f"at the end: {len(driver.waiting)} callers waiting, {available} agents available, "
+        f"virtual time {driver.now:.1f}s"
+    )
 
     rows = []
-    for path in ("agent", "call", "timer", "other"):
+    paths = ("agent>offer", "agent>idle", "call>offer", "call>wait", "timer")
+    for path in (*paths, "other"):
         a, b = fast.get(path, []), slow.get(path, [])
         if not a:
             continue
@@ -318,8 +346,8 @@ def main() -> int:
                 "naive_p99_us": percentile(b, 99),
             }
         )
-    decisions_a = [v for p in ("agent", "call", "timer") for v in fast.get(p, [])]
-    decisions_b = [v for p in ("agent", "call", "timer") for v in slow.get(p, [])]
+    decisions_a = [v for p in paths for v in fast.get(p, [])]
+    decisions_b = [v for p in paths for v in slow.get(p, [])]
     rows.append(
         {
             "path": "decisions",
@@ -340,7 +368,7 @@ def main() -> int:
         r99 = row["naive_p99_us"] / row["indexed_p99_us"]
         row["ratio_p50"], row["ratio_p99"] = r50, r99
         print(
-            f"{row['path']:<10}{row['n']:>6}  {row['indexed_p50_us']:>10.0f}us"
+            f"{row['path']:<12}{row['n']:>6}  {row['indexed_p50_us']:>10.0f}us"
             f"{row['indexed_p99_us']:>8.0f}us  {row['naive_p50_us']:>10.0f}us"
             f"{row['naive_p99_us']:>8.0f}us  {r50:>9.1f}x{r99:>7.1f}x"
         )
