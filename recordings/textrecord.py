@@ -327,8 +327,8 @@ def build_record(
     the segments its channel gave. ``context`` is what the engine knows about
     the call: ``metadata`` (CallMetadata fields), ``ivr_path`` (``at``, ``flow``,
     ``node``, ``type``), ``dtmf`` (``at``, ``digit``, ``source``), ``pauses``
-    (``start``, ``end``, ``reason``), ``queue`` (QueueTiming fields). Times
-    may be seconds from the recording start or ISO times (then
+    (``start``, ``end`` - None: still open, ends with the recording - ``reason``),
+    ``queue`` (QueueTiming fields). Times may be seconds from the recording start or ISO times (then
     ``metadata.started_at`` is needed). Raises RecordError naming the bad field.
     """
     ctx = dict(context or {})
@@ -339,7 +339,11 @@ def build_record(
         meta = CallMetadata.model_validate(meta_in)
         started = datetime.fromisoformat(meta.started_at) if meta.started_at else None
         pauses = sorted(
-            (PauseSpan.model_validate(p) for p in ctx.get("pauses") or []), key=lambda p: p.start
+            (
+                PauseSpan.model_validate({**p, "end": duration} if p.get("end") is None else p)
+                for p in ctx.get("pauses") or []
+            ),
+            key=lambda p: p.start,
         )
         ivr = [
             IvrStep.model_validate({**s, "at": _offset(s.get("at"), started, f"ivr_path[{i}].at")})

@@ -193,6 +193,14 @@ def test_long_times_and_empty_record() -> None:
     assert "01:02:05.250 --> 01:02:06.000" in to_webvtt(long)
     assert "01:02:05,250 --> 01:02:06,000" in to_srt(long)
     assert "[62:05.2] caller: hi" in to_text(long)  # minutes keep counting in the text view
+    still_open = build_record(
+        "c4",
+        {},
+        duration=5.0,
+        backend="b",
+        context={"pauses": [{"start": 4.0, "end": None}], "dtmf": [{"at": 4.5, "digit": "9"}]},
+    )
+    assert still_open.pauses[0].end == 5.0 and still_open.dtmf[0].digit == "*"
     empty = build_record("c3", {}, duration=5.0, backend="b")
     assert to_webvtt(empty) == "WEBVTT\n"
     assert to_srt(empty) == ""
