@@ -12,7 +12,7 @@ from engine.config import EngineConfig, parse_hostport, parse_range
 from ivr.flowcli import flows
 from ivr.simcli import simulate, test_flows
 from ivr.versions import VersionStoreError
-from recordings.cli import transcribe
+from recordings.cli import transcribe, transcribe_jobs, transcribe_workers
 
 
 def _hostport(what: str):  # type: ignore[no-untyped-def]
@@ -216,6 +216,8 @@ cli.add_command(acd_cli)
 
 # ------------------------------------------------------- ivr transcribe (recordings/cli.py)
 cli.add_command(transcribe)
+cli.add_command(transcribe_workers)
+cli.add_command(transcribe_jobs)
 
 
 def main() -> None:

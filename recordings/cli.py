@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-__all__ = ["transcribe"]
+__all__ = ["transcribe", "transcribe_jobs", "transcribe_workers"]
 
 BACKENDS = ("default", "vosk")  # recordings.stt.BACKENDS (not imported: keeps `ivr` fast)
 
@@ -121,3 +121,105 @@ def transcribe(
     if failed:
         click.echo(f"{len(failed)} failed: {', '.join(failed)}", err=True)
         sys.exit(1)
+
+
+def _data_dir(data: Path | None) -> Path:
+    if data is not None:
+        return data
+    from engine.config import EngineConfig
+
+    try:
+        return EngineConfig.from_env().data_dir
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.command("transcribe-workers")
+@click.option(
+    "--data",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Data folder (its callcore.db holds the queue; default CALLCORE_DATA_DIR or var)",
+)
+@click.option("--processes", default=1, show_default=True, help="Worker processes")
+@click.option("--backend", type=click.Choice(BACKENDS), default="default", show_default=True)
+@click.option(
+    "--model", "model_dir", type=click.Path(path_type=Path, file_okay=False), default=None
+)
+@click.option("--threads", default=1, show_default=True, help="Model threads per process")
+@click.option("--nice", default=10, show_default=True, help="Niceness added to each worker")
+def transcribe_workers(
+    data: Path | None,
+    processes: int,
+    backend: str,
+    model_dir: Path | None,
+    threads: int,
+    nice: int,
+) -> None:
+    """Transcribe the engine's queued recordings until Ctrl-C / SIGTERM.
+
+    Each process loads the model once, claims jobs from DATA/callcore.db, writes
+    DATA/transcripts/YYYY/MM/DD/CALL.json (+ .txt/.vtt/.srt).
+    """
+    import signal
+    import threading
+
+    from recordings.jobs import JobQueue
+    from recordings.worker import TranscriptionWorkers, WorkerConfig, WorkerStartError
+
+    folder = _data_dir(data)
+    cfg = WorkerConfig(
+        data_dir=folder, backend=backend, model_dir=model_dir, cpu_threads=threads, nice=nice
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    pool = TranscriptionWorkers(cfg, processes)
+    try:
+        pool.start()
+    except WorkerStartError as exc:
+        raise click.ClickException(str(exc)) from None
+    queue = JobQueue(cfg.db_path)
+    click.echo(f"{processes} transcription workers ready on {cfg.db_path}: {queue.counts()}")
+    try:
+        while not stop.wait(1.0):
+            if pool.alive() < processes:
+                raise click.ClickException("a transcription worker died; see its log above")
+    finally:
+        pool.stop()
+    click.echo(f"stopped: {queue.counts()}")
+
+
+@click.command("transcribe-jobs")
+@click.option("--data", type=click.Path(path_type=Path, file_okay=False), default=None)
+@click.option(
+    "--status",
+    type=click.Choice(("queued", "running", "done", "failed")),
+    default=None,
+    help="Only jobs in this state",
+)
+@click.option("--retry", "retry_id", type=int, default=None, help="Re-queue this failed job")
+def transcribe_jobs(data: Path | None, status: str | None, retry_id: int | None) -> None:
+    """List the transcription jobs (state, attempts, last error), or re-queue a failed one."""
+    from recordings.jobs import JobError, JobQueue
+
+    db = _data_dir(data) / "callcore.db"
+    if not db.is_file():
+        raise click.ClickException(f"{db}: no database (no recording was queued yet)")
+    try:
+        queue = JobQueue(db)
+        if retry_id is not None:
+            queue.retry(retry_id, now=time.time())
+            click.echo(f"job {retry_id} queued again")
+            return
+        jobs = queue.jobs(status)  # type: ignore[arg-type]
+    except JobError as exc:
+        raise click.ClickException(str(exc)) from None
+    for job in jobs:
+        line = f"{job.id:>6}  {job.status:<8} {job.attempts}/{job.max_attempts}  {job.call_id}"
+        line += f"  {job.result if job.status == 'done' else job.recording}"
+        click.echo(line)
+        if job.last_error and job.status != "done":
+            click.echo(f"        last error: {job.last_error}")
+    counts = queue.counts()
+    click.echo(", ".join(f"{n} {s}" for s, n in counts.items()))

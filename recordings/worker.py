@@ -22,6 +22,7 @@ import multiprocessing
 import os
 import queue as queue_mod
 import re
+import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -311,6 +312,7 @@ def worker_main(
     """
     from engine.logs import configure_logging
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the group: the parent stops us
     configure_logging(os.environ.get("CALLCORE_LOG_LEVEL", "info"), json=True)
     os.environ.update(cfg.env)
     if cfg.nice:

@@ -84,3 +84,55 @@ def test_transcribe_errors_before_any_work(tmp_path: Path) -> None:
     )
     assert result.returncode == 1 and "CALLCORE_VOSK_MODEL" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_transcribe_workers_serve_the_queue_until_sigterm(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    from recordings.jobs import JobQueue
+    from recordings.worker import recording_finished
+
+    data = tmp_path / "data"
+    data.mkdir()
+    wav = write_wav(
+        tmp_path / "call.wav", place(4.0, (0.3, say("I want to cancel my subscription")))
+    )
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"not a wav")
+    job_id = recording_finished(data, wav, "call-9", now=time.time())
+    proc = subprocess.Popen(
+        [IVR, "transcribe-workers", "--data", str(data), "--processes", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "CALLCORE_LOG_LEVEL": "warning"},
+    )
+    try:
+        queue = JobQueue(data / "callcore.db", max_attempts=1)
+        bad_id = queue.enqueue(bad, "call-bad", now=time.time())
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if {queue.get(job_id).status, queue.get(bad_id).status} <= {"done", "failed"}:
+                break
+            time.sleep(0.3)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "1 transcription workers ready" in out and "stopped: " in out
+    done = queue.get(job_id)
+    assert done.status == "done", done.errors
+    record = json.loads(Path(done.result or "").read_text())
+    assert "cancel" in [w for s in record["segments"] for w in words_of(s["text"])]
+    # the jobs command shows the failed one with its error, and re-queues it
+    listing = _run("transcribe-jobs", "--data", str(data), "--status", "failed")
+    assert listing.returncode == 0, listing.stderr
+    assert f"{bad_id}  failed   1/1  call-bad" in listing.stdout
+    assert "last error: attempt 1: WavError: " in listing.stdout and "bad.wav" in listing.stdout
+    assert "1 done, 1 failed" in listing.stdout
+    again = _run("transcribe-jobs", "--data", str(data), "--retry", str(bad_id))
+    assert again.returncode == 0 and f"job {bad_id} queued again" in again.stdout
+    assert queue.get(bad_id).status == "queued"
+    refused = _run("transcribe-jobs", "--data", str(data), "--retry", str(job_id))
+    assert refused.returncode == 1 and "only a failed job can be retried" in refused.stderr
