@@ -310,6 +310,15 @@ def throughput(
     }
 
 
+def _print_throughput(tp: dict[str, Any]) -> None:
+    print(
+        f"throughput: {tp['audio_hours_per_hour']} audio hours per hour on"
+        f" {tp['workers']} worker processes ({tp['calls']} stereo calls,"
+        f" {tp['audio_seconds']} s of call time in {tp['wall_seconds']} s);"
+        f" failed jobs: {len(tp['failed'])}"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--backend", choices=("default", "vosk", "both"), default="both")
@@ -319,6 +328,11 @@ def main() -> None:
     ap.add_argument("--call-seconds", type=float, default=120.0)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--no-batch", action="store_true", help="decode each prompt alone")
+    ap.add_argument(
+        "--vosk-throughput-only",
+        action="store_true",
+        help="vosk: measure speed only (e.g. with the Korean test model: WER would mean nothing)",
+    )
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
 
@@ -344,6 +358,13 @@ def main() -> None:
                 continue
             t = open_transcriber(backend, model, cpu_threads=2)
             print(f"\n== {t.name}")
+            if backend == "vosk" and args.vosk_throughput_only:
+                print("WER: not measured (--vosk-throughput-only)")
+                del t
+                tp = throughput(backend, model, wavs, args.workers, Path(tmp) / f"data-{backend}")
+                results["throughput"].append(tp)
+                _print_throughput(tp)
+                continue
             w = wer_report(t.name, t, prompts, batch=not args.no_batch)
             results["wer"].append(w)
             print(
@@ -357,12 +378,7 @@ def main() -> None:
             del t
             tp = throughput(backend, model, wavs, args.workers, Path(tmp) / f"data-{backend}")
             results["throughput"].append(tp)
-            print(
-                f"throughput: {tp['audio_hours_per_hour']} audio hours per hour on"
-                f" {tp['workers']} worker processes ({tp['calls']} stereo calls,"
-                f" {tp['audio_seconds']} s of call time in {tp['wall_seconds']} s);"
-                f" failed jobs: {len(tp['failed'])}"
-            )
+            _print_throughput(tp)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 
