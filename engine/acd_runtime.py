@@ -223,6 +223,9 @@ class AcdRuntime:
         """Announcements per call id (live and the last 500 finished calls)."""
         self.answered: OrderedDict[str, dict[str, Any]] = OrderedDict()
         """Bridged calls: call id -> agent, wait, answered/ended times (last 500)."""
+        self.on_stay: list[Callable[[str, dict[str, Any]], None]] = []
+        """Told ``(SIP call id, stay)`` when a caller's time in a queue ends: queue,
+        enqueued_at, answered_at, left_at (router times: Unix seconds), outcome, agent."""
         self._waiters: dict[str, _Waiter] = {}
         self._rings: dict[tuple[str, str], _Ring] = {}
         self._inbox: deque[Input | None] = deque()
@@ -448,8 +451,32 @@ class AcdRuntime:
         if waiter.leg is not None and not waiter.leg.finished:
             self.outbound.hangup(waiter.leg)  # the caller left: BYE the agent
         self._record_answer_end(waiter)
+        self._report_stay(waiter)
         if not waiter.done.done():
             waiter.done.cancel()
+
+    def _report_stay(self, waiter: _Waiter) -> None:
+        if not self.on_stay:
+            return
+        if waiter.answered_at is not None:
+            outcome = "answered"
+        elif waiter.done.done() and not waiter.done.cancelled():
+            outcome = waiter.done.result().outcome
+        else:
+            outcome = "abandoned"
+        stay = {
+            "queue": waiter.queue,
+            "enqueued_at": waiter.joined,
+            "answered_at": waiter.answered_at,
+            "left_at": self.now(),
+            "outcome": outcome,
+            "agent": waiter.agent,
+        }
+        for listener in self.on_stay:
+            try:
+                listener(waiter.call.info.call_id, stay)
+            except Exception:
+                log.exception("acd.stay_listener_failed", call_id=waiter.id)
 
     async def _overflow_action(self, waiter: _Waiter, overflow: Overflow) -> None:
         action = overflow.action

@@ -29,7 +29,9 @@ from engine.greeting import GreetingApplication
 from engine.http import HttpServer, build_app
 from engine.metrics import EngineMetrics
 from engine.outbound import OutboundCalls
+from engine.recordingapi import add_recording_routes
 from engine.reload import FlowReload
+from ivr.versions import DB_NAME
 from media.call import Call
 from media.prompts.audio import load_audio
 from media.prompts.player import Prompt
@@ -38,6 +40,10 @@ from media.rtp.endpoint import RtpPortPool
 from media.session import MediaTotals
 from media.sip.service import SipService
 from media.sip.useragent import UserAgent
+from recordings.jobs import JobQueue
+from recordings.metadata import RecordingMeta, transcription_context
+from recordings.recorder import Recorder
+from recordings.store import RecordingStore
 
 log = structlog.get_logger("engine.app")
 
@@ -109,6 +115,7 @@ class Engine:
         self.outbound: OutboundCalls | None = None  # calls we place (agents' phones)
         self.acd: AcdRuntime | None = None  # the ACD behind the flows' queue nodes
         self.flow_reload: FlowReload | None = None  # hot reload: versions, watcher, /flows/
+        self.recorder: Recorder | None = None  # every answered call as a stereo WAV + row
         self.gc_pacer = GcPacer()
         self.metrics.registry.register(_HotPathCounters(self))
 
@@ -157,15 +164,14 @@ class Engine:
         if self.flow_app is not None:
             self.flow_reload = FlowReload(cfg, self.metrics.registry)
             await self.flow_reload.start(self.flow_app)  # new calls: registry.current()
+        if cfg.capture:
+            self.recorder = await self._start_recorder()
         await self.sip.start(cfg.sip_host, cfg.sip_port)
         # The UA must advertise the port actually bound (port 0 in tests).
         self.ua.local_port = self.sip.port
         self.clock = MediaClock(
             loop, on_lateness=self.metrics.tick_lateness.observe, after_send=self.gc_pacer
         )
-        capture_dir = cfg.data_dir / "captures" if cfg.capture else None
-        if capture_dir is not None:
-            capture_dir.mkdir(parents=True, exist_ok=True)
         ports = RtpPortPool(cfg.sip_host, cfg.rtp_low, cfg.rtp_high, self.rng)
         self.outbound = OutboundCalls(
             sip=self.sip,
@@ -187,7 +193,7 @@ class Engine:
             codecs=cfg.codecs,
             ring_seconds=cfg.ring_seconds,
             jitter_ms=cfg.jitter_ms,
-            capture_dir=capture_dir,
+            recorder=self.recorder,
             max_calls=cfg.max_calls,
         )
         if self.flow_app is not None:
@@ -200,9 +206,16 @@ class Engine:
             )
             if self.acd is not None:
                 self.flow_app.queue = self.acd  # queue nodes reach the ACD
+                if self.recorder is not None:
+                    self.acd.on_stay.append(self.recorder.note_queue)
                 if self.flow_reload is not None:  # queues.yaml changes apply live
                     self.flow_reload.registry.subscribe(self.acd.follow)
+        if self.flow_app is not None and self.recorder is not None:
+            recorder = self.recorder
+            self.flow_app.on_record.append(lambda r: recorder.note_flow(r.call_id, r.as_dict()))
         web_app = build_app(self.metrics, self.health, self.recent_calls)
+        if self.recorder is not None:
+            add_recording_routes(web_app, self.recorder)
         if self.acd is not None:
             web_app.add_subapp("/acd/", acd_app(self.acd))
         if self.flow_reload is not None:
@@ -216,6 +229,19 @@ class Engine:
             rtp=f"{cfg.rtp_low}-{cfg.rtp_high}",
             data=str(cfg.data_dir),
         )
+
+    async def _start_recorder(self) -> Recorder:
+        """The recorder on ``DATA/callcore.db``, after repairing what a crash left."""
+        cfg = self.config
+        db = cfg.data_dir / DB_NAME
+        store = await asyncio.to_thread(RecordingStore, db)
+        recorder = Recorder(cfg.data_dir, store)
+        if cfg.transcribe:
+            recorder.listeners.append(_TranscriptionQueue(db, recorder.wall))
+        recovered = await asyncio.to_thread(recorder.recover)
+        if recovered:
+            log.warning("recordings.recovered", count=len(recovered))
+        return recorder
 
     def health(self) -> dict[str, Any]:
         calls = self.calls
@@ -234,6 +260,8 @@ class Engine:
             await self.outbound.shutdown()
         if self.acd is not None:
             await self.acd.stop()  # saves the agents' states and the records
+        if self.recorder is not None:
+            await self.recorder.close()  # the last rows and listeners
         if self.clock is not None:
             self.clock.close()
         if self.http is not None:
@@ -244,6 +272,23 @@ class Engine:
             await self.flow_reload.stop()
         await self.sip.close()
         log.info("engine.stopped")
+
+
+class _TranscriptionQueue:
+    """Recorder listener: queue each finished recording for the transcription workers
+    (``ivr transcribe``; the job queue of :mod:`recordings.jobs`)."""
+
+    def __init__(self, db: Path, wall: Callable[[], float]) -> None:
+        self.queue = JobQueue(db)
+        self.wall = wall
+
+    def __call__(self, meta: RecordingMeta) -> None:
+        if meta.duration <= 0:
+            return
+        job = self.queue.enqueue(
+            Path(meta.path), meta.call_id, now=self.wall(), context=transcription_context(meta)
+        )
+        log.info("recording.queued_for_transcription", call_id=meta.call_id, job=job)
 
 
 def run_engine(config: EngineConfig) -> None:

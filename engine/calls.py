@@ -14,19 +14,18 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import structlog
 
 from engine.metrics import EngineMetrics
 from media.call import Call, CallHungUp, CallInfo
-from media.capture import CallCapture, StreamingWavWriter
 from media.rtp.clock import MediaClock
 from media.rtp.endpoint import PortRangeExhausted, RtpEndpoint, RtpPortPool
 from media.sdp import NoCommonCodec, SdpParseError, SessionDescription, negotiate
 from media.session import MediaSession, MediaTotals
 from media.sip import events as ev
 from media.sip.service import SipService
+from recordings.recorder import Recorder
 
 log = structlog.get_logger("engine.calls")
 
@@ -65,7 +64,7 @@ class CallManager:
         codecs: tuple[str, ...],
         ring_seconds: float,
         jitter_ms: int,
-        capture_dir: Path | None,
+        recorder: Recorder | None,
         max_calls: int,
     ) -> None:
         self.sip = sip
@@ -78,7 +77,7 @@ class CallManager:
         self.codecs = codecs
         self.ring_seconds = ring_seconds
         self.jitter_ms = jitter_ms
-        self.capture_dir = capture_dir
+        self.recorder = recorder
         self.max_calls = max_calls
         self.legs: dict[ev.CallRef, _Leg] = {}
         self.finished_calls: list[CallInfo] = []
@@ -163,10 +162,6 @@ class CallManager:
             self._finish(leg.ref, "rejected")
             return
         leg.answer = media.answer  # type: ignore[attr-defined]
-        capture = None
-        if self.capture_dir is not None:
-            path = self.capture_dir / f"{_safe(leg.info.call_id)}.wav"
-            capture = CallCapture([StreamingWavWriter(path)])
         loop = asyncio.get_running_loop()
         session = MediaSession(
             media=media,
@@ -176,7 +171,6 @@ class CallManager:
             totals=self.totals,
             on_digit=lambda digit, source: self._digit(leg, digit, source),
             on_playback=lambda event: leg.call.playback_finished(event) if leg.call else None,
-            capture=capture,
             jitter_ms=self.jitter_ms,
             wall_offset=time.time() - loop.time(),
         )
@@ -200,6 +194,8 @@ class CallManager:
             return
         self.sip.flush()
         leg.answered = True
+        if self.recorder is not None:  # recorded from the answer on
+            session.capture = self.recorder.open(leg.info, session)
         leg.clock_key = self.clock.register(session, media.ptime)
         log.info(
             "call.answered",
@@ -227,7 +223,10 @@ class CallManager:
 
     def _digit(self, leg: _Leg, digit: str, source: str) -> None:
         self.metrics.dtmf_digits.labels(source).inc()
-        log.info("call.digit", call_id=leg.info.call_id, digit=digit, source=source)
+        paused = leg.session is not None and leg.session.capture_paused
+        log.info(  # a digit keyed inside a secure pause is never logged (PCI)
+            "call.digit", call_id=leg.info.call_id, digit="*" if paused else digit, source=source
+        )
         if leg.call is not None:
             leg.call.digit_received(digit, source)
 
@@ -296,6 +295,8 @@ class CallManager:
             leg.call.mark_ended(reason)
         if leg.task is not None and not leg.task.done():
             leg.task.cancel()
+        if self.recorder is not None and leg.answered:
+            self._recording_done(leg, reason)
         outcome = (
             "answered" if leg.answered else ("cancelled" if reason == "cancelled" else "failed")
         )
@@ -304,6 +305,17 @@ class CallManager:
         self.finished_calls.append(leg.info)
         del self.finished_calls[:-1000]
         log.info("call.ended", call_id=leg.info.call_id, reason=reason, outcome=outcome)
+
+    def _recording_done(self, leg: _Leg, reason: str) -> None:
+        """Tell the recorder once the application (flow, ACD) has reported everything."""
+        recorder = self.recorder
+        assert recorder is not None
+        call_id = leg.info.call_id
+        task = leg.task
+        if task is None or task.done():
+            recorder.call_done(call_id, reason)
+        else:
+            task.add_done_callback(lambda _task: recorder.call_done(call_id, reason))
 
     def _spawn(self, coro: Awaitable[None]) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)
@@ -328,7 +340,3 @@ class CallManager:
             await asyncio.sleep(0.05)
         for task in list(self._tasks):
             task.cancel()
-
-
-def _safe(call_id: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in call_id)[:120]

@@ -58,7 +58,10 @@ class EngineConfig:
     jitter_ms: int = 60
     """Receive jitter buffer depth."""
     capture: bool = True
-    """Write each call's received/sent audio to ``data_dir/captures``."""
+    """Record every answered call: a stereo WAV (left caller, right what the caller heard)
+    in ``data_dir/recordings/YYYY/MM/DD/`` and a row in ``data_dir/callcore.db``."""
+    transcribe: bool = True
+    """Queue each finished recording for the transcription workers (``ivr transcribe``)."""
     max_calls: int = 2000
     """Calls beyond this are refused with 503 and Retry-After."""
     shutdown_grace: float = 3.0

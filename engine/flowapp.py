@@ -220,6 +220,8 @@ class FlowApplication:
         self.transfer_timeout = transfer_timeout
         self.clock = clock
         self.recent: deque[FlowCallRecord] = deque(maxlen=recent_size)
+        self.on_record: list[Callable[[FlowCallRecord], None]] = []
+        """Told about each finished run (the recorder keeps it with the recording)."""
         self._http: aiohttp.ClientSession | None = None
 
     async def prerender(self, flowset: FlowSetLike) -> PrerenderReport:
@@ -316,6 +318,11 @@ class FlowApplication:
             for v in run.path
         ]
         self.recent.append(record)
+        for listener in self.on_record:
+            try:
+                listener(record)
+            except Exception:
+                clog.exception("flow.record_listener_failed")
         self.metrics.flow_calls.labels(run.entry, end.reason).inc()
         if end.reason == "error":
             clog.error("flow.error", error=end.detail, path=run.labels()[-8:])

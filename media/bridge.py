@@ -23,7 +23,9 @@ bounded at about one frame plus the jitter buffer.
 The caller's session capture keeps recording as before: left what the caller
 sent, right what we sent the caller, which while bridged is the agent's voice.
 Digits are relayed by :meth:`Bridge.relay_digit` as RFC 4733 telephone-events
-on the other leg (when that leg negotiated them).
+on the other leg (when that leg negotiated them), except while the caller's
+session is in a secure pause (``capture_paused``: a card number being keyed):
+then nothing is relayed, and the caller's audio reaches the agent as silence.
 """
 
 from __future__ import annotations
@@ -115,8 +117,9 @@ class Bridge:
 
     def relay_digit(self, digit: str, *, to_b: bool = True, duration_ms: int = 120) -> bool:
         """Send ``digit`` as RFC 4733 on ``b`` (the agent; ``to_b=False``: on ``a``).
-        False when that leg negotiated no telephone-event or the bridge is closed."""
-        if self.closed:
+        False when that leg negotiated no telephone-event, the bridge is closed, or
+        the caller's session is in a secure pause (PCI: keys are never relayed)."""
+        if self.closed or self.a.capture_paused:
             return False
         target = self.b if to_b else self.a
         sent = target.send_digit(digit, duration_ms)

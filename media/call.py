@@ -40,7 +40,7 @@ class CallInfo:
     started: float
     started_wall: float
     digits: list[tuple[float, str, str]] = field(default_factory=list)
-    """(loop time, digit, source) of every digit heard."""
+    """(loop time, digit, source) of every digit heard (``*`` inside a secure pause)."""
     caller_name: str = ""
     """The display name of the From header (empty when none)."""
 
@@ -74,7 +74,9 @@ class Call:
 
     # Called by the engine (media callbacks run on the loop thread).
     def digit_received(self, digit: str, source: str) -> None:
-        self.info.digits.append((self._loop.time(), digit, source))
+        # Inside a secure pause the digit is kept out of the call's log (PCI).
+        logged = "*" if self.session.capture_paused else digit
+        self.info.digits.append((self._loop.time(), logged, source))
         self.session.player.interrupt()  # barge-in: interruptible prompts stop on a key
         self._digits.put_nowait(digit)
 

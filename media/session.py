@@ -11,8 +11,15 @@ from the player, or comfort silence, and send it with the next header.
 Received and sent payloads are collected as bytes and decoded in batches, one
 numpy call each: every ``DECODE_EVERY`` ticks (100 ms) when the in-band DTMF
 detector listens (no telephone-event was negotiated), else every
-``CAPTURE_EVERY`` ticks (1 s) for the capture. Batching keeps the per-tick
+``CAPTURE_EVERY`` ticks (500 ms) for the capture. Batching keeps the per-tick
 cost to a few list and byte operations, so hundreds of calls fit on one core.
+
+Secure pause (PCI DSS): between :meth:`MediaSession.pause_capture` and
+:meth:`MediaSession.resume_capture` (plus the jitter buffer's depth, for the
+audio still in it) the capture gets silence on both channels and a bridged
+agent gets silence instead of the caller's audio, so in-band key tones
+reach neither; the IVR still hears the caller (it may be collecting a card
+number). ``captured_samples`` is the capture's position, for pause spans.
 
 The session does no I/O of its own: it is handed ``send_rtp``/``send_rtcp``
 callables and ``now``.
@@ -46,8 +53,9 @@ Addr = tuple[str, int]
 
 #: Received payloads are decoded every this many ticks when in-band DTMF is listened for.
 DECODE_EVERY = 5
-#: Otherwise received and sent payloads are decoded for the capture in batches this long.
-CAPTURE_EVERY = 50
+#: Otherwise received and sent payloads are decoded for the capture in batches this long
+#: (500 ms: a killed engine loses at most that much of a call's recording).
+CAPTURE_EVERY = 25
 
 SENDING = frozenset({"sendrecv", "sendonly"})
 RECEIVING = frozenset({"sendrecv", "recvonly"})
@@ -120,6 +128,11 @@ class MediaSession:
         self._events_out: deque[EventPacket] = deque()
         self._event_timestamp = 0
         self.digits_sent = 0
+        self.captured_samples = 0
+        """Samples handed towards the capture so far (the recording's position)."""
+        self._paused = False
+        self._pause_tail = 0
+        self._masks: list[bool] = []
         self.apply(media)
 
     # ------------------------------------------------------------------ setup
@@ -191,6 +204,23 @@ class MediaSession:
         self._events_out.extend(TelephoneEventSender(self.ptime).packets(digit, duration_ms))
         self.digits_sent += 1
         return True
+
+    # ---------------------------------------------------------- secure pause
+    @property
+    def capture_paused(self) -> bool:
+        """True while the capture and a bridged agent get silence (see module docstring)."""
+        return self._paused or self._pause_tail > 0
+
+    def pause_capture(self) -> None:
+        """Start a secure pause: from the next frame on, silence to capture and agent."""
+        self._paused = True
+        self._pause_tail = 0
+
+    def resume_capture(self) -> None:
+        """End the pause once the audio still in the jitter buffer has played out."""
+        if self._paused:
+            self._paused = False
+            self._pause_tail = max(1, self.jitter_ms // self.ptime) + 1
 
     def _digit(self, digit: str, source: str) -> None:
         if self.digits_muted:
@@ -293,9 +323,15 @@ class MediaSession:
                 del fifo[: len(fifo) - 2 * self.samples]
         else:
             received = self.silence
+        masked = self._paused or self._pause_tail > 0
+        if self._pause_tail > 0 and not self._paused:
+            self._pause_tail -= 1
         if self.relay_out is not None:
-            self.relay_out.push(received, self.codec)
+            self.relay_out.push(self.silence if masked else received, self.codec)
         self._rx.append(received)
+        self._masks.append(masked)
+        if self.capture is not None:
+            self.captured_samples += self.samples
         if len(self._rx) >= self._batch:
             self._decode_batch()
         if self.rtcp.due(now):
@@ -307,8 +343,11 @@ class MediaSession:
         if self.inband is not None:
             for digit in self.inband.feed(rx):
                 self._digit(digit, "inband")
+        masks, self._masks = self._masks, []
         if self.capture is not None:
             tx = self.codec.decode(b"".join(self._tx))
+            if any(masks):
+                rx, tx = _masked(rx, masks), _masked(tx, masks)
             self.capture.add(rx, tx)
         self._tx.clear()
         lost, late = self.jitter.lost, self.jitter.late
@@ -334,3 +373,15 @@ class MediaSession:
         self.closed = True
         if self.capture is not None:
             self.capture.close()
+
+
+def _masked(pcm: np.ndarray, masks: list[bool]) -> np.ndarray:
+    """``pcm`` (one frame per mask, equal frames) with the masked frames zeroed."""
+    out = pcm.copy()
+    step = len(pcm) // len(masks) if masks else 0
+    for i, masked in enumerate(masks):
+        if masked:
+            out[i * step : (i + 1) * step] = 0
+    if masks and masks[-1] and step:
+        out[len(masks) * step :] = 0
+    return out

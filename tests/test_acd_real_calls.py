@@ -52,6 +52,7 @@ from engine.app import Engine
 from media.g711 import alaw_decode
 from media.prompts.audio import load_audio
 from media.prompts.tones import silence
+from recordings.recorder import safe_name
 from tests.conftest import engine_config
 from tests.peers.baresip import Baresip, read_wav, write_wav
 from tests.peers.capture import RtpCapture
@@ -411,8 +412,8 @@ async def test_callers_hear_position_and_wait_then_are_bridged_in_order(
         assert _best_correlation(np.asarray(spoken.audio), received2) > 0.9, played.text
 
     # -------- the engine's capture of caller 1: left the caller, right what they heard
-    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in first) + ".wav"
-    stereo = _wav(desk.engine.config.data_dir / "captures" / name)
+    name = safe_name(first) + ".wav"
+    stereo = _wav(next((desk.engine.config.data_dir / "recordings").rglob(name)))
     assert _best_correlation(CALLER_1[2 * RATE : 4 * RATE], stereo[:, 0]) > 0.9
     assert _best_correlation(said_by_agent[0][RATE : 3 * RATE], stereo[:, 1]) > 0.9
     assert desk.engine.calls is not None
@@ -484,8 +485,8 @@ async def test_caller_who_hangs_up_while_waiting_is_abandoned(
     # What the caller heard while waiting: the announcement, then the comfort tone.
     played = desk.acd.played[enqueued.call]
     assert [p.text for p in played][:2] == ["You are next in line."] * 2
-    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in enqueued.call) + ".wav"
-    heard = _wav(desk.engine.config.data_dir / "captures" / name)[:, 1]
+    name = safe_name(enqueued.call) + ".wav"
+    heard = _wav(next((desk.engine.config.data_dir / "recordings").rglob(name)))[:, 1]
     spoken = await desk.acd.announcer.speak(played[0].text)
     assert spoken is not None
     assert _best_correlation(np.asarray(spoken.audio), heard) > 0.9

@@ -33,7 +33,7 @@ pytestmark = pytest.mark.peer
 
 
 def _capture(engine: Engine) -> np.ndarray:
-    files = sorted((engine.config.data_dir / "captures").glob("*.wav"))
+    files = sorted((engine.config.data_dir / "recordings").rglob("*.wav"))
     assert len(files) == 1, files
     with wave.open(str(files[0])) as w:
         assert w.getnchannels() == 2 and w.getframerate() == 8000

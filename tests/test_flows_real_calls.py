@@ -608,7 +608,7 @@ class CallerStream:
 
 def engine_capture(served: Served) -> tuple[np.ndarray, np.ndarray]:
     """(what the engine received, what it sent) of the one call, from its capture."""
-    files = sorted((served.data / "captures").glob("*.wav"))
+    files = sorted((served.data / "recordings").rglob("*.wav"))
     assert len(files) == 1, files
     with wave.open(str(files[0])) as w:
         assert w.getnchannels() == 2 and w.getframerate() == RATE
