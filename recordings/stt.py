@@ -48,6 +48,7 @@ __all__ = [
     "Word",
     "open_transcriber",
     "transcribe_channels",
+    "voiced_regions",
 ]
 
 BACKENDS = ("default", "vosk")
@@ -103,6 +104,39 @@ def _check_mono(pcm: np.ndarray, rate: int) -> None:
 def _silent(pcm: np.ndarray, floor: int = 64) -> bool:
     """No sample above ``floor`` (-54 dBFS): nothing to decode."""
     return pcm.size == 0 or int(np.max(np.abs(pcm.astype(np.int32)))) <= floor
+
+
+def voiced_regions(
+    pcm: np.ndarray,
+    rate: int,
+    *,
+    floor_rms: float = 100.0,
+    frame: float = 0.03,
+    pad: float = 0.4,
+    bridge: float = 1.0,
+) -> list[tuple[int, int]]:
+    """Sample ranges holding sound: 30 ms frames above ``floor_rms`` (-50 dBFS), padded by
+    ``pad`` s and joined across gaps shorter than ``bridge`` s. Digital silence and the
+    quiet side of a call are left out; line noise above the floor is kept."""
+    n = max(1, int(rate * frame))
+    frames = len(pcm) // n
+    if frames == 0:
+        return [(0, len(pcm))] if not _silent(pcm) else []
+    power = (pcm[: frames * n].astype(np.float64).reshape(frames, n) ** 2).mean(axis=1)
+    loud = np.flatnonzero(np.sqrt(power) > floor_rms)
+    if loud.size == 0:
+        return []
+    regions: list[tuple[int, int]] = []
+    p, b = int(pad * rate), int(bridge * rate)
+    for f in loud.tolist():
+        lo, hi = max(0, int(f) * n - p), min(len(pcm), (int(f) + 1) * n + p)
+        if regions and lo <= regions[-1][1] + b:
+            regions[-1] = (regions[-1][0], hi)
+        else:
+            regions.append((lo, hi))
+    if regions[-1][1] >= frames * n - 1:
+        regions[-1] = (regions[-1][0], len(pcm))
+    return regions
 
 
 # -- vosk -------------------------------------------------------------------------------
@@ -166,21 +200,31 @@ class VoskTranscriber:
             return []
         import vosk
 
-        rec = vosk.KaldiRecognizer(self._model, float(rate))
-        rec.SetWords(True)
-        data = np.ascontiguousarray(pcm, dtype="<i2")
+        out: list[Segment] = []
         step = max(1, int(rate * self.chunk_seconds))
-        results: list[dict[str, Any]] = []
-        for i in range(0, len(data), step):
-            if rec.AcceptWaveform(data[i : i + step].tobytes()):
-                results.append(json.loads(rec.Result()))
-        results.append(json.loads(rec.FinalResult()))
-        return [seg for r in results if (seg := self._segment(r)) is not None]
+        for lo, hi in voiced_regions(pcm, rate):
+            # Kaldi computes features for silence too: only the voiced stretches go in
+            rec = vosk.KaldiRecognizer(self._model, float(rate))
+            rec.SetWords(True)
+            data = np.ascontiguousarray(pcm[lo:hi], dtype="<i2")
+            results: list[dict[str, Any]] = []
+            for i in range(0, len(data), step):
+                if rec.AcceptWaveform(data[i : i + step].tobytes()):
+                    results.append(json.loads(rec.Result()))
+            results.append(json.loads(rec.FinalResult()))
+            offset = lo / rate
+            out.extend(seg for r in results if (seg := self._segment(r, offset)) is not None)
+        return out
 
     @staticmethod
-    def _segment(result: dict[str, Any]) -> Segment | None:
+    def _segment(result: dict[str, Any], offset: float = 0.0) -> Segment | None:
         words = [
-            Word(float(w["start"]), float(w["end"]), str(w["word"]), float(w.get("conf", 1.0)))
+            Word(
+                round(offset + float(w["start"]), 3),
+                round(offset + float(w["end"]), 3),
+                str(w["word"]),
+                float(w.get("conf", 1.0)),
+            )
             for w in result.get("result", [])
         ]
         text = str(result.get("text", "")).strip()

@@ -196,3 +196,23 @@ def test_read_wav_mono_stereo_and_errors(tmp_path: Path) -> None:
         read_wav(odd)
     with pytest.raises(WavError, match=r"nothere\.wav: no such file"):
         read_wav(tmp_path / "nothere.wav")
+
+
+def test_voiced_regions() -> None:
+    from recordings.stt import voiced_regions
+
+    def burst(start: float, end: float) -> tuple[float, np.ndarray]:
+        t = np.arange(int((end - start) * RATE)) / RATE
+        return start, (3000 * np.sin(2 * np.pi * 440 * t)).astype(np.int16)
+
+    assert voiced_regions(np.zeros(RATE * 3, dtype=np.int16), RATE) == []
+    one = voiced_regions(place(5.0, burst(1.0, 2.0)), RATE)
+    assert (
+        len(one) == 1 and abs(one[0][0] - 0.6 * RATE) <= 240 and abs(one[0][1] - 2.4 * RATE) <= 240
+    )
+    joined = voiced_regions(place(8.0, burst(1.0, 2.0), burst(2.5, 3.0)), RATE)
+    assert len(joined) == 1
+    apart = voiced_regions(place(8.0, burst(1.0, 2.0), burst(5.0, 6.0)), RATE)
+    assert len(apart) == 2 and apart[1][0] > 4.5 * RATE
+    to_end = voiced_regions(place(3.0, burst(2.5, 3.0)), RATE)
+    assert to_end[-1][1] == 3 * RATE
