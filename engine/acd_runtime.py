@@ -366,6 +366,13 @@ class AcdRuntime:
             raise AcdRequestError(409, f"agent {name!r} is logged out: log in first")
         self._input(Heartbeat(self.now(), name, ttl))
 
+    def agent_call(self, name: str) -> str | None:
+        """The SIP call id of the caller ``name`` is bridged to (None: not on a call)."""
+        for waiter in self._waiters.values():
+            if waiter.agent == name and waiter.bridge is not None and not waiter.bridge.closed:
+                return waiter.call.info.call_id
+        return None
+
     def now(self) -> float:
         """The router's clock (see :class:`AcdClock`)."""
         assert self.clock is not None, "AcdRuntime.start() was not called"

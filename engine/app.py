@@ -213,9 +213,11 @@ class Engine:
         if self.flow_app is not None and self.recorder is not None:
             recorder = self.recorder
             self.flow_app.on_record.append(lambda r: recorder.note_flow(r.call_id, r.as_dict()))
+            self.flow_app.recorder = recorder  # recording nodes: secure pause
         web_app = build_app(self.metrics, self.health, self.recent_calls)
-        if self.recorder is not None:
-            add_recording_routes(web_app, self.recorder)
+        if self.recorder is not None:  # before /acd/: it serves the agents' pause too
+            agent_call = self.acd.agent_call if self.acd is not None else None
+            add_recording_routes(web_app, self.recorder, agent_call)
         if self.acd is not None:
             web_app.add_subapp("/acd/", acd_app(self.acd))
         if self.flow_reload is not None:

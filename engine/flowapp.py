@@ -19,6 +19,9 @@ executes the actions it returns on the :class:`~media.call.Call`:
   ``no_agents`` until the ACD is wired, so flows take their overflow branch.
 * Transfer: SIP REFER (``Call.transfer``); an extension becomes
   ``sip:EXT@<the address the call came from>``.
+* SetRecording: a secure pause (PCI DSS) of the call's recording through the
+  :class:`RecordingPort` (:class:`recordings.recorder.Recorder`); without one
+  the result is not ok and the flow goes on.
 * RecordVoicemail: the caller's audio (left channel of the call's capture)
   into ``voicemail_dir/<mailbox>/<call-id>.wav`` plus a ``.json`` with who,
   when and how long, until ``max_length``, the finish digit or hang-up.
@@ -59,8 +62,10 @@ from ivr.actions import (
     PlayResult,
     PromptItem,
     QueueResult,
+    RecordingResult,
     RecordVoicemail,
     Result,
+    SetRecording,
     Transfer,
     TransferResult,
     VoicemailResult,
@@ -81,6 +86,7 @@ __all__ = [
     "FlowCallRecord",
     "NoAgentsQueue",
     "QueuePort",
+    "RecordingPort",
     "prerender",
     "recent_calls",
     "start_flow_application",
@@ -103,6 +109,14 @@ class QueuePort(Protocol):
     """The ACD as the flow driver sees it: hand over a caller, learn how it ended."""
 
     async def enqueue(self, call: Call, request: Enqueue) -> QueueResult: ...
+
+
+class RecordingPort(Protocol):
+    """The call recorder as the flow driver sees it (secure pause and resume)."""
+
+    def pause(self, call_id: str, *, by: str, reason: str = "pci") -> Any: ...
+
+    def resume(self, call_id: str, *, by: str) -> Any: ...
 
 
 class NoAgentsQueue:
@@ -216,6 +230,8 @@ class FlowApplication:
         self.voicemail_dir = Path(voicemail_dir)
         self.directory = directory
         self.queue: QueuePort = queue or NoAgentsQueue()
+        self.recorder: RecordingPort | None = None
+        """Set by the engine when calls are recorded (``recording`` nodes pause it)."""
         self.limits = limits or Limits()
         self.transfer_timeout = transfer_timeout
         self.clock = clock
@@ -343,6 +359,8 @@ class FlowApplication:
             return await self._transfer(call, action, clog)
         if isinstance(action, RecordVoicemail):
             return await self._voicemail(call, run, action, clog)
+        if isinstance(action, SetRecording):
+            return self._set_recording(call, action, clog)
         raise TypeError(f"unknown action {action!r}")
 
     async def _play(self, call: Call, action: Play, folder: Path | None, clog: Any) -> PlayResult:
@@ -428,6 +446,20 @@ class FlowApplication:
         if not isinstance(body, dict):
             return LookupResult(None, f"{action.url} did not return a JSON object")
         return LookupResult(body)
+
+    def _set_recording(self, call: Call, action: SetRecording, clog: Any) -> RecordingResult:
+        if self.recorder is None:
+            clog.warning("flow.recording_unavailable", hint="calls are not recorded (capture off)")
+            return RecordingResult(False, "calls are not recorded")
+        try:
+            if action.paused:
+                self.recorder.pause(call.info.call_id, by="flow", reason=action.reason)
+            else:
+                self.recorder.resume(call.info.call_id, by="flow")
+        except Exception as exc:  # RecordingError: already paused, not paused, not recorded
+            clog.warning("flow.recording_refused", paused=action.paused, error=str(exc))
+            return RecordingResult(False, str(exc))
+        return RecordingResult(True)
 
     async def _transfer(self, call: Call, action: Transfer, clog: Any) -> TransferResult:
         uri = transfer_uri(action.to, call.info)

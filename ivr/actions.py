@@ -13,6 +13,7 @@ the action its own way. Every action and result is a frozen dataclass::
     Transfer(to)                                  -> TransferResult(ok)
     RecordVoicemail(mailbox, max_length,
                     finish_digit)                 -> VoicemailResult(path | None, seconds)
+    SetRecording(paused, reason)                  -> RecordingResult(ok, detail)
     Hangup(reason, detail)                        (terminal: the run is over)
 
 Prompt parts arrive resolved: :class:`SayText` (text already rendered in the
@@ -43,8 +44,10 @@ __all__ = [
     "PromptItem",
     "QueueResult",
     "RecordVoicemail",
+    "RecordingResult",
     "Result",
     "SayText",
+    "SetRecording",
     "Silence",
     "Tone",
     "Transfer",
@@ -150,6 +153,14 @@ class RecordVoicemail:
     finish_digit: str | None = "#"
 
 
+@dataclass(frozen=True)
+class SetRecording:
+    """Pause (``paused``) or resume the call's recording: a PCI DSS secure pause."""
+
+    paused: bool
+    reason: str = "pci"
+
+
 END_REASONS = (
     "hangup",
     "queue",
@@ -179,7 +190,9 @@ class Hangup:
     detail: str | None = None
 
 
-Action = Play | CollectDigits | Lookup | Enqueue | Transfer | RecordVoicemail | Hangup
+Action = (
+    Play | CollectDigits | Lookup | Enqueue | Transfer | RecordVoicemail | SetRecording | Hangup
+)
 
 
 # ------------------------------------------------------------------ results
@@ -237,7 +250,24 @@ class VoicemailResult:
     seconds: float = 0.0
 
 
-Result = PlayResult | DigitsResult | LookupResult | QueueResult | TransferResult | VoicemailResult
+@dataclass(frozen=True)
+class RecordingResult:
+    """Whether the recording is now as asked; ``detail`` says why not (no recorder,
+    already paused ...)."""
+
+    ok: bool
+    detail: str | None = None
+
+
+Result = (
+    PlayResult
+    | DigitsResult
+    | LookupResult
+    | QueueResult
+    | TransferResult
+    | VoicemailResult
+    | RecordingResult
+)
 
 RESULT_OF: dict[type, type] = {
     Play: PlayResult,
@@ -246,6 +276,7 @@ RESULT_OF: dict[type, type] = {
     Enqueue: QueueResult,
     Transfer: TransferResult,
     RecordVoicemail: VoicemailResult,
+    SetRecording: RecordingResult,
 }
 """The result type each (non-terminal) action is resumed with."""
 

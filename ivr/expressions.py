@@ -87,6 +87,7 @@ BUILTIN_VARIABLES = frozenset(
         "queue_outcome",
         "transfer_ok",
         "voicemail",
+        "recording_paused",
         "lookup_error",
         "attempt",
     }

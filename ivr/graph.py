@@ -45,6 +45,7 @@ from ivr.model import (
     Node,
     PlayNode,
     QueueNode,
+    RecordingNode,
     Routes,
     SayNode,
     SetNode,
@@ -101,6 +102,7 @@ NODE_STYLES: dict[str, NodeStyle] = {
     "queue": NodeStyle("tab", "#bbf7d0"),
     "transfer": NodeStyle("component", "#bbf7d0"),
     "voicemail": NodeStyle("folder", "#fce7f3"),
+    "recording": NodeStyle("note", "#fce7f3"),
     "goto": NodeStyle("rarrow", "#e5e7eb"),
     "subflow": NodeStyle("box", "#e5e7eb", "filled", 2),
     "return": NodeStyle("invhouse", "#fecaca"),
@@ -197,6 +199,8 @@ def _summary(node: Node, language: str) -> list[str]:
         return [f"\u2192 {_short(node.to)}"]
     if isinstance(node, VoicemailNode):
         return [f"mailbox {node.mailbox}"]
+    if isinstance(node, RecordingNode):
+        return [f"{node.action} recording ({_short(node.reason)})"]
     if isinstance(node, GotoNode):
         return [node.target]
     if isinstance(node, SubflowNode):

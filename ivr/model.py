@@ -45,6 +45,7 @@ __all__ = [
     "PromptPart",
     "PromptSpec",
     "QueueNode",
+    "RecordingNode",
     "ReturnNode",
     "Route",
     "Routes",
@@ -341,6 +342,22 @@ class VoicemailNode(_NodeBase):
     next: Target | None = None
 
 
+class RecordingNode(_NodeBase):
+    """Pause or resume the call recording (PCI DSS secure pause).
+
+    While paused the recording gets silence on both channels, digits are
+    masked in the call's records, and an agent on the call hears no key
+    tones (nor are keys relayed to them); the flow itself still gets the
+    digits, e.g. a card number for a payment lookup. A pause left open ends
+    with the call.
+    """
+
+    type: Literal["recording"]
+    action: Literal["pause", "resume"]
+    reason: str = Field(default="pci", max_length=64, description="Why (kept with the pause span).")
+    next: Target | None = None
+
+
 class HangupNode(_NodeBase):
     """End the call."""
 
@@ -394,6 +411,7 @@ Node = Annotated[
     | QueueNode
     | TransferNode
     | VoicemailNode
+    | RecordingNode
     | HangupNode
     | GotoNode
     | SubflowNode
@@ -415,6 +433,7 @@ NODE_TYPES: tuple[type[_NodeBase], ...] = (
     QueueNode,
     TransferNode,
     VoicemailNode,
+    RecordingNode,
     HangupNode,
     GotoNode,
     SubflowNode,

@@ -24,7 +24,9 @@ from ivr.actions import (
     LookupResult,
     PlayFile,
     QueueResult,
+    RecordingResult,
     RecordVoicemail,
+    SetRecording,
     Tone,
     Transfer,
     TransferResult,
@@ -42,6 +44,7 @@ from ivr.model import (
     MenuNode,
     PlayNode,
     QueueNode,
+    RecordingNode,
     ReturnNode,
     SayNode,
     SetNode,
@@ -254,6 +257,14 @@ def node_voicemail(run: FlowRun, node: VoicemailNode) -> Step:
     return node.next or Hangup("voicemail", mailbox)
 
 
+def node_recording(run: FlowRun, node: RecordingNode) -> Step:
+    paused = node.action == "pause"
+    got: RecordingResult = yield from run._ask(SetRecording(paused, node.reason))
+    if got.ok:
+        run.variables["recording_paused"] = paused
+    return node.next
+
+
 def node_hangup(run: FlowRun, node: HangupNode) -> Step:
     yield from run._play_parts(run._prompt(node.prompt), False)
     return Hangup("hangup")
@@ -300,6 +311,7 @@ HANDLERS: dict[str, Callable[[FlowRun, Any], Step]] = {
     "queue": node_queue,
     "transfer": node_transfer,
     "voicemail": node_voicemail,
+    "recording": node_recording,
     "hangup": node_hangup,
     "goto": node_goto,
     "subflow": node_subflow,

@@ -61,7 +61,8 @@ Variables seen by expressions and templates: the flow's ``variables``
 ``set`` and ``gather`` stored, what the run stored (:data:`RUN_DEFAULTS`:
 ``customer`` (the default lookup variable), ``queue`` and
 ``queue_outcome``, ``transfer_ok``, ``voicemail``, ``lookup_error``; None
-until set) and the read-only built-ins (:data:`BUILTINS`): ``caller``,
+until set; ``recording_paused``, False until a ``recording`` node succeeds)
+and the read-only built-ins (:data:`BUILTINS`): ``caller``,
 ``caller_name``, ``called``, ``call_id``, ``now`` (aware datetime),
 ``language`` (settable: switches the caller's language), ``flow`` and
 ``node`` (where the run is), ``digits`` (the last menu choice or gathered
@@ -121,9 +122,11 @@ RUN_DEFAULTS: Mapping[str, Any] = {
     "queue_outcome": None,
     "transfer_ok": None,
     "voicemail": None,
+    "recording_paused": False,
     "lookup_error": None,
 }
-"""Variables the run sets (lookup, queue, transfer, voicemail nodes), None until then."""
+"""Variables the run sets (lookup, queue, transfer, voicemail, recording nodes), None
+until then (``recording_paused``: False)."""
 
 
 class FlowRuntimeError(Exception):

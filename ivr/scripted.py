@@ -35,9 +35,11 @@ from ivr.actions import (
     PlayResult,
     PromptItem,
     QueueResult,
+    RecordingResult,
     RecordVoicemail,
     Result,
     SayText,
+    SetRecording,
     Silence,
     Tone,
     Transfer,
@@ -292,4 +294,8 @@ def _answer(
         seconds = min(stubs.voicemail_seconds, action.max_length)
         note("voicemail", f"{action.mailbox}: {seconds:g} s recorded")
         return VoicemailResult(f"voicemail/{action.mailbox}/simulated.wav", seconds), seconds
+    if isinstance(action, SetRecording):
+        what = "paused" if action.paused else "resumed"
+        note("recording", f"{what} ({action.reason})" if action.paused else what)
+        return RecordingResult(True), 0.0
     raise TypeError(f"unknown action {action!r}")

@@ -99,7 +99,7 @@ def test_unknown_node_type_and_missing_type(tmp_path: Path) -> None:
         """
     types = (
         "say, play, menu, gather, set, switch, if, hours, lookup, queue, transfer, voicemail, "
-        "hangup, goto, subflow, return, language"
+        "recording, hangup, goto, subflow, return, language"
     )
     assert one_flow(tmp_path, text) == [
         f"main.yaml:5:11: error: node 'hi': unknown node type 'sya' (fix: did you mean 'say'? "
@@ -547,7 +547,8 @@ def test_schema_covers_every_node_type() -> None:
     tags = sorted(node_schema["discriminator"]["mapping"])
     assert tags == sorted(
         ["say", "play", "menu", "gather", "set", "switch", "if", "hours", "lookup", "queue",
-         "transfer", "voicemail", "hangup", "goto", "subflow", "return", "language"]
+         "transfer", "voicemail", "recording", "hangup", "goto", "subflow", "return",
+         "language"]
     )  # fmt: skip
 
 
