@@ -26,6 +26,7 @@ from engine.config import EngineConfig
 from engine.flowapp import FlowApplication, recent_calls, start_flow_application
 from engine.gcpacer import GcPacer
 from engine.greeting import GreetingApplication
+from engine.historyapi import history_app
 from engine.http import HttpServer, build_app
 from engine.metrics import EngineMetrics
 from engine.outbound import OutboundCalls
@@ -40,6 +41,7 @@ from media.rtp.endpoint import RtpPortPool
 from media.session import MediaTotals
 from media.sip.service import SipService
 from media.sip.useragent import UserAgent
+from recordings.history import HistoryStore
 from recordings.jobs import JobQueue
 from recordings.metadata import RecordingMeta, transcription_context
 from recordings.recorder import Recorder
@@ -116,6 +118,7 @@ class Engine:
         self.acd: AcdRuntime | None = None  # the ACD behind the flows' queue nodes
         self.flow_reload: FlowReload | None = None  # hot reload: versions, watcher, /flows/
         self.recorder: Recorder | None = None  # every answered call as a stereo WAV + row
+        self.history: HistoryStore | None = None  # contacts and every channel's interactions
         self.gc_pacer = GcPacer()
         self.metrics.registry.register(_HotPathCounters(self))
 
@@ -164,6 +167,9 @@ class Engine:
         if self.flow_app is not None:
             self.flow_reload = FlowReload(cfg, self.metrics.registry)
             await self.flow_reload.start(self.flow_app)  # new calls: registry.current()
+        self.history = await asyncio.to_thread(
+            HistoryStore, cfg.data_dir / DB_NAME, region=cfg.region
+        )
         if cfg.capture:
             self.recorder = await self._start_recorder()
         await self.sip.start(cfg.sip_host, cfg.sip_port)
@@ -218,6 +224,8 @@ class Engine:
         if self.recorder is not None:  # before /acd/: it serves the agents' pause too
             agent_call = self.acd.agent_call if self.acd is not None else None
             add_recording_routes(web_app, self.recorder, agent_call)
+        if self.history is not None:
+            web_app.add_subapp("/history/", history_app(self.history))
         if self.acd is not None:
             web_app.add_subapp("/acd/", acd_app(self.acd))
         if self.flow_reload is not None:
@@ -238,6 +246,8 @@ class Engine:
         db = cfg.data_dir / DB_NAME
         store = await asyncio.to_thread(RecordingStore, db)
         recorder = Recorder(cfg.data_dir, store)
+        if self.history is not None:  # voice calls land in the customer's timeline
+            recorder.listeners.append(self.history.record_call)
         if cfg.transcribe:
             recorder.listeners.append(_TranscriptionQueue(db, recorder.wall))
         recovered = await asyncio.to_thread(recorder.recover)

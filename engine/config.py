@@ -60,6 +60,9 @@ class EngineConfig:
     capture: bool = True
     """Record every answered call: a stereo WAV (left caller, right what the caller heard)
     in ``data_dir/recordings/YYYY/MM/DD/`` and a row in ``data_dir/callcore.db``."""
+    region: str = "US"
+    """Where phone numbers written without ``+`` are read (ISO 3166 code: US, GB, JP ...),
+    for the customer history's E.164 numbers."""
     transcribe: bool = True
     """Queue each finished recording for the transcription workers (``ivr transcribe``)."""
     max_calls: int = 2000

@@ -72,6 +72,7 @@ from ivr.actions import (
 )
 from ivr.loader import FlowSet, FlowSetError, flow_files, load_flowset
 from ivr.runtime import FlowRun, FlowRuntimeError, FlowSetLike, Limits
+from ivr.versions import DB_NAME
 from media.call import Call, CallHungUp, CallInfo
 from media.capture import CallCapture, StreamingWavWriter
 from media.prompts.sounds import SoundLibrary
@@ -141,6 +142,8 @@ class FlowCallRecord:
     outcome: str = ""
     detail: str | None = None
     path: list[dict[str, str]] = field(default_factory=list)
+    voicemail: dict[str, Any] | None = None
+    """The message left (mailbox, audio path, seconds ...), when the caller left one."""
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -230,6 +233,8 @@ class FlowApplication:
         self.voicemail_dir = Path(voicemail_dir)
         self.directory = directory
         self.queue: QueuePort = queue or NoAgentsQueue()
+        self._records: dict[str, FlowCallRecord] = {}
+        """Runs in progress by call id (a voicemail is noted on its record)."""
         self.recorder: RecordingPort | None = None
         """Set by the engine when calls are recorded (``recording`` nodes pause it)."""
         self.limits = limits or Limits()
@@ -297,6 +302,7 @@ class FlowApplication:
         record = FlowCallRecord(
             info.call_id, run.entry, digest, caller, called, started.isoformat()
         )
+        self._records[info.call_id] = record
         seen = 0
         action: Action = run.start(started)
         try:
@@ -334,6 +340,7 @@ class FlowApplication:
             for v in run.path
         ]
         self.recent.append(record)
+        self._records.pop(record.call_id, None)
         for listener in self.on_record:
             try:
                 listener(record)
@@ -501,6 +508,14 @@ class FlowApplication:
             if own and session.capture is capture and not session.closed:
                 session.capture = None
             result = self._store_voicemail(writer, track, call, run, action)
+            record = self._records.get(call.info.call_id)
+            if record is not None and result.path is not None:
+                record.voicemail = {
+                    "mailbox": action.mailbox,
+                    "audio": result.path,
+                    "seconds": round(result.seconds, 3),
+                    "recorded_at": run.now.isoformat(),
+                }
             clog.info(
                 "flow.voicemail",
                 mailbox=action.mailbox,
@@ -573,7 +588,7 @@ async def start_flow_application(
         prompts,
         metrics,
         voicemail_dir=config.data_dir / "voicemail",
-        directory=SqliteContacts(config.data_dir / "contacts.sqlite3"),
+        directory=SqliteContacts(config.data_dir / DB_NAME, region=config.region),
     )
     app.serving = flowset is not None
     if flowset is not None:

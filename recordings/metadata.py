@@ -103,6 +103,8 @@ class RecordingMeta:
     end_reason: str = ""
     pauses: list[dict[str, Any]] = field(default_factory=list)
     dtmf: list[dict[str, Any]] = field(default_factory=list)
+    voicemail: dict[str, Any] | None = None
+    """The message the caller left in the flow (mailbox, audio, seconds), if any."""
     legal_hold: bool = False
 
     def as_dict(self) -> dict[str, Any]:
@@ -244,6 +246,7 @@ def build_metadata(
         end_reason=facts.end_reason,
         pauses=[p.as_dict() for p in closed],
         dtmf=mask_digits(facts.digits, closed, duration),
+        voicemail=None if flow is None else flow.get("voicemail"),
     )
 
 

@@ -68,7 +68,7 @@ RATE = 8000
 FLUSH_SAMPLES = RATE // 2
 """The capture writes to disk every half second (what a kill -9 can lose at most)."""
 
-RecordingListener = Callable[[RecordingMeta], None]
+RecordingListener = Callable[[RecordingMeta], object]
 """Told about every finished or recovered recording (on the recorder's thread)."""
 
 Event = Callable[[str, str, Mapping[str, Any]], None]

@@ -218,7 +218,7 @@ async def serve(tmp_path: Path, tts_cache: Path) -> AsyncIterator[ServeFactory]:
         data = tmp_path / "data"
         data.mkdir()
         (data / "tts").symlink_to(tts_cache, target_is_directory=True)
-        contacts = SqliteContacts(data / "contacts.sqlite3")
+        contacts = SqliteContacts(data / "callcore.db")
         now = datetime.now(UTC)
         contacts.add(
             name=ANA["name"],
