@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import random
 import signal
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from engine.historyapi import history_app
 from engine.http import HttpServer, build_app
 from engine.metrics import EngineMetrics
 from engine.outbound import OutboundCalls
-from engine.recordingapi import add_recording_routes
+from engine.recordingapi import add_admin_routes, add_recording_routes
 from engine.reload import FlowReload
 from ivr.versions import DB_NAME
 from media.call import Call
@@ -41,10 +42,13 @@ from media.rtp.endpoint import RtpPortPool
 from media.session import MediaTotals
 from media.sip.service import SipService
 from media.sip.useragent import UserAgent
+from recordings.audit import AuditLog
 from recordings.history import HistoryStore
 from recordings.jobs import JobQueue
+from recordings.lifecycle import RecordingAdmin
 from recordings.metadata import RecordingMeta, transcription_context
 from recordings.recorder import Recorder
+from recordings.retention import RetentionPolicy, parse_retention
 from recordings.store import RecordingStore
 
 log = structlog.get_logger("engine.app")
@@ -119,6 +123,10 @@ class Engine:
         self.flow_reload: FlowReload | None = None  # hot reload: versions, watcher, /flows/
         self.recorder: Recorder | None = None  # every answered call as a stereo WAV + row
         self.history: HistoryStore | None = None  # contacts and every channel's interactions
+        self.audit: AuditLog | None = None  # hash-chained log of what happens to recordings
+        self.admin: RecordingAdmin | None = None  # access, legal hold, deletion, retention
+        self.retention: RetentionPolicy = parse_retention(config.retention)
+        self._retention_task: asyncio.Task[None] | None = None
         self.gc_pacer = GcPacer()
         self.metrics.registry.register(_HotPathCounters(self))
 
@@ -170,6 +178,9 @@ class Engine:
         self.history = await asyncio.to_thread(
             HistoryStore, cfg.data_dir / DB_NAME, region=cfg.region
         )
+        db = cfg.data_dir / DB_NAME
+        self.audit = await asyncio.to_thread(AuditLog, db)
+        self.admin = await asyncio.to_thread(RecordingAdmin, cfg.data_dir, db, self.audit)
         if cfg.capture:
             self.recorder = await self._start_recorder()
         await self.sip.start(cfg.sip_host, cfg.sip_port)
@@ -224,6 +235,8 @@ class Engine:
         if self.recorder is not None:  # before /acd/: it serves the agents' pause too
             agent_call = self.acd.agent_call if self.acd is not None else None
             add_recording_routes(web_app, self.recorder, agent_call)
+        if self.admin is not None:
+            add_admin_routes(web_app, self.admin, policy=lambda: self.retention, wall=time.time)
         if self.history is not None:
             web_app.add_subapp("/history/", history_app(self.history))
         if self.acd is not None:
@@ -232,6 +245,8 @@ class Engine:
             self.flow_reload.mount(web_app)
         self.http = HttpServer(web_app, cfg.http_host, cfg.http_port)
         await self.http.start()
+        if self.admin is not None and (self.retention.default or self.retention.queues):
+            self._retention_task = asyncio.ensure_future(self._retention_loop())
         log.info(
             "engine.started",
             sip=f"{self.sip.host}:{self.sip.port}",
@@ -245,7 +260,7 @@ class Engine:
         cfg = self.config
         db = cfg.data_dir / DB_NAME
         store = await asyncio.to_thread(RecordingStore, db)
-        recorder = Recorder(cfg.data_dir, store)
+        recorder = Recorder(cfg.data_dir, store, audit=self._audit_recording)
         if self.history is not None:  # voice calls land in the customer's timeline
             recorder.listeners.append(self.history.record_call)
         if cfg.transcribe:
@@ -254,6 +269,22 @@ class Engine:
         if recovered:
             log.warning("recordings.recovered", count=len(recovered))
         return recorder
+
+    def _audit_recording(self, event: str, key: str, details: Mapping[str, Any]) -> None:
+        """Recorder events into the audit log (on the recorder's thread)."""
+        if self.audit is not None:
+            actor = str(details.get("by") or "engine")
+            self.audit.append(event, key, actor=actor, at=time.time(), details=details)
+
+    async def _retention_loop(self) -> None:
+        """Apply the retention policy at start-up and every ``retention_every`` seconds."""
+        assert self.admin is not None
+        while True:
+            try:
+                await asyncio.to_thread(self.admin.apply_retention, self.retention, now=time.time())
+            except Exception:
+                log.exception("retention.failed", hint="the next pass tries again")
+            await asyncio.sleep(self.config.retention_every)
 
     def health(self) -> dict[str, Any]:
         calls = self.calls
@@ -274,6 +305,9 @@ class Engine:
             await self.acd.stop()  # saves the agents' states and the records
         if self.recorder is not None:
             await self.recorder.close()  # the last rows and listeners
+        if self._retention_task is not None:
+            self._retention_task.cancel()
+            await asyncio.gather(self._retention_task, return_exceptions=True)
         if self.clock is not None:
             self.clock.close()
         if self.http is not None:

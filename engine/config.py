@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+from recordings.retention import RetentionError, parse_retention
+
 DEFAULT_SOUNDS = Path("/usr/share/asterisk/sounds/en")
 
 
@@ -63,6 +65,11 @@ class EngineConfig:
     region: str = "US"
     """Where phone numbers written without ``+`` are read (ISO 3166 code: US, GB, JP ...),
     for the customer history's E.164 numbers."""
+    retention: str = ""
+    """Days recordings are kept: ``DEFAULT; QUEUE=DAYS; ...`` (0 or empty: for ever), e.g.
+    ``365; billing=90``. Recordings under legal hold are kept whatever it says."""
+    retention_every: float = 3600.0
+    """Seconds between retention passes (the first runs at start-up)."""
     transcribe: bool = True
     """Queue each finished recording for the transcription workers (``ivr transcribe``)."""
     max_calls: int = 2000
@@ -103,4 +110,8 @@ class EngineConfig:
         result = replace(cfg, **changes)  # type: ignore[arg-type]
         if result.loop not in ("uvloop", "asyncio"):
             raise ValueError(f"CALLCORE_LOOP={result.loop!r}: use uvloop or asyncio")
+        try:
+            parse_retention(result.retention)
+        except RetentionError as exc:
+            raise ValueError(f"CALLCORE_RETENTION={result.retention!r}: {exc}") from None
         return result

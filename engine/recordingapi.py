@@ -1,4 +1,5 @@
-"""HTTP routes of the recorder: a call's recording state and its secure pause.
+"""HTTP routes of the recorder: a call's recording state and its secure pause, and
+(:func:`add_admin_routes`) the recordings after the call.
 
 ``GET  /calls/{call_id}/recording``         live state (seconds, paused, pause spans)
 ``POST /calls/{call_id}/recording/pause``   start a secure pause (PCI DSS); body optional:
@@ -14,15 +15,18 @@ field (named).
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
+from recordings.lifecycle import RecordingAdmin, RecordingAdminError
 from recordings.recorder import Recorder, RecordingError
+from recordings.retention import RetentionPolicy
 
-__all__ = ["add_recording_routes"]
+__all__ = ["add_admin_routes", "add_recording_routes"]
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
@@ -100,3 +104,122 @@ def add_recording_routes(
     if agent_call is not None:
         app.router.add_post("/acd/agents/{agent}/recording/pause", pause)
         app.router.add_post("/acd/agents/{agent}/recording/resume", resume)
+
+
+def add_admin_routes(
+    app: web.Application,
+    admin: RecordingAdmin,
+    *,
+    policy: Callable[[], RetentionPolicy],
+    wall: Callable[[], float],
+) -> None:
+    """Recordings after the call: listing, audited access, legal hold, deletion,
+    retention, the audit log and its check.
+
+    ``GET    /recordings``                      newest first (``?limit=1..1000``, ``?status=``)
+    ``GET    /recordings/audit``                audit rows (``?subject=CALL``)
+    ``GET    /recordings/audit/verify``         check the hash chain: ``{ok, rows, first_bad}``
+    ``POST   /recordings/retention/run``        apply the retention policy now
+    ``GET    /recordings/{call_id}``            metadata (audited access)
+    ``GET    /recordings/{call_id}/audio``      the WAV (audited access; 410 once deleted)
+    ``POST   /recordings/{call_id}/hold``       ``{"on": true|false, "reason": ..., "by": ...}``
+    ``DELETE /recordings/{call_id}``            audio, transcript, index rows (409 on hold)
+
+    Who acts is ``?by=`` (or the body's ``by``), else ``api``.
+    """
+
+    def actor(request: web.Request, body: dict[str, Any] | None = None) -> str:
+        who = (body or {}).get("by") or request.query.get("by") or "api"
+        if not isinstance(who, str) or len(who) > 64:
+            raise RecordingAdminError(400, "by must be a text of at most 64 characters")
+        return who
+
+    def fail(exc: RecordingAdminError) -> web.Response:
+        return web.json_response({"error": str(exc)}, status=exc.status)
+
+    async def listing(request: web.Request) -> web.Response:
+        raw = request.query.get("limit", "100")
+        if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+            return web.json_response(
+                {"error": f"limit must be a whole number from 1 to 1000, got {raw!r}"}, status=400
+            )
+        status = request.query.get("status")
+        rows = await asyncio.to_thread(admin.store.list, limit=int(raw), status=status)
+        return web.json_response([r.as_dict() for r in rows])
+
+    async def audit_rows(request: web.Request) -> web.Response:
+        subject = request.query.get("subject")
+        rows = await asyncio.to_thread(admin.audit.entries, subject)
+        return web.json_response([r.as_dict() for r in rows])
+
+    async def audit_verify(_request: web.Request) -> web.Response:
+        report = await asyncio.to_thread(admin.audit.verify)
+        return web.json_response(report.as_dict(), status=200 if report.ok else 409)
+
+    async def retention(request: web.Request) -> web.Response:
+        try:
+            who = actor(request)
+        except RecordingAdminError as exc:
+            return fail(exc)
+        run = await asyncio.to_thread(admin.apply_retention, policy(), now=wall(), actor=who)
+        return web.json_response(run.as_dict())
+
+    async def metadata(request: web.Request) -> web.Response:
+        try:
+            who = actor(request)
+            meta = await asyncio.to_thread(
+                admin.access, request.match_info["call_id"], actor=who, what="metadata", now=wall()
+            )
+        except RecordingAdminError as exc:
+            return fail(exc)
+        return web.json_response(meta)
+
+    async def audio(request: web.Request) -> web.StreamResponse:
+        try:
+            who = actor(request)
+            meta = await asyncio.to_thread(
+                admin.access, request.match_info["call_id"], actor=who, what="audio", now=wall()
+            )
+        except RecordingAdminError as exc:
+            return fail(exc)
+        return web.FileResponse(meta["path"], headers={"Content-Type": "audio/wav"})
+
+    async def hold(request: web.Request) -> web.Response:
+        try:
+            body = await _body(request)
+            on = body.get("on")
+            if not isinstance(on, bool):
+                raise RecordingAdminError(400, "on must be true (hold) or false (release)")
+            result = await asyncio.to_thread(
+                admin.set_legal_hold,
+                request.match_info["call_id"],
+                on,
+                actor=actor(request, body),
+                reason=body.get("reason") or "",
+                now=wall(),
+            )
+        except RecordingAdminError as exc:
+            return fail(exc)
+        return web.json_response(result)
+
+    async def delete(request: web.Request) -> web.Response:
+        try:
+            result = await asyncio.to_thread(
+                admin.delete_recording,
+                request.match_info["call_id"],
+                actor=actor(request),
+                reason=request.query.get("reason", "deleted on request"),
+                now=wall(),
+            )
+        except RecordingAdminError as exc:
+            return fail(exc)
+        return web.json_response(result)
+
+    app.router.add_get("/recordings", listing)
+    app.router.add_get("/recordings/audit", audit_rows)
+    app.router.add_get("/recordings/audit/verify", audit_verify)
+    app.router.add_post("/recordings/retention/run", retention)
+    app.router.add_get("/recordings/{call_id}", metadata)
+    app.router.add_get("/recordings/{call_id}/audio", audio)
+    app.router.add_post("/recordings/{call_id}/hold", hold)
+    app.router.add_delete("/recordings/{call_id}", delete)

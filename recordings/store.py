@@ -21,7 +21,7 @@ from typing import Any
 
 from recordings.metadata import RecordingMeta
 
-__all__ = ["RecordingStore", "RecordingStoreError"]
+__all__ = ["RecordingStore", "RecordingStoreError", "meta_from_row"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS recordings (
@@ -174,7 +174,7 @@ class RecordingStore:
         """The metadata of ``call_id``'s recording, None when there is none."""
         with self.connect() as db:
             row = db.execute("SELECT * FROM recordings WHERE call_id = ?", (call_id,)).fetchone()
-        return None if row is None else _meta(row)
+        return None if row is None else meta_from_row(row)
 
     def unfinished(self) -> list[RecordingMeta]:
         """Recordings still marked ``recording`` (at start-up: the engine died in them)."""
@@ -182,7 +182,7 @@ class RecordingStore:
             rows = db.execute(
                 "SELECT * FROM recordings WHERE status = 'recording' ORDER BY started_at"
             ).fetchall()
-        return [_meta(r) for r in rows]
+        return [meta_from_row(r) for r in rows]
 
     def list(self, *, limit: int = 100, status: str | None = None) -> list[RecordingMeta]:
         """Newest recordings first."""
@@ -193,14 +193,15 @@ class RecordingStore:
             args = (status,)
         with self.connect() as db:
             rows = db.execute(sql + " ORDER BY started_at DESC LIMIT ?", (*args, limit))
-            return [_meta(r) for r in rows.fetchall()]
+            return [meta_from_row(r) for r in rows.fetchall()]
 
 
 def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
 
 
-def _meta(row: sqlite3.Row) -> RecordingMeta:
+def meta_from_row(row: sqlite3.Row) -> RecordingMeta:
+    """The :class:`RecordingMeta` of one row of the recordings table."""
     data = json.loads(row["meta"] or "{}")
     for column in _COLUMNS:  # the columns are authoritative (status, hold, deletion)
         data[column] = row[column]
