@@ -18,7 +18,7 @@ factor of one process.
 
     .venv/bin/python bench/transcribe.py [--backend default|vosk|both]
         [--vosk-model DIR] [--limit N] [--calls 8] [--call-seconds 120]
-        [--workers 2] [--no-batch] [--json out.json]
+        [--workers 2|1,2] [--no-batch] [--throughput-only] [--json out.json]
 
 The vosk backend needs an English vosk model folder (``--vosk-model`` or
 CALLCORE_VOSK_MODEL); none can be installed from a registry here, so without
@@ -326,12 +326,12 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None, help="first N prompts only")
     ap.add_argument("--calls", type=int, default=8, help="stereo calls for the throughput run")
     ap.add_argument("--call-seconds", type=float, default=120.0)
-    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--workers", default="2", help="worker processes, or a list to compare (1,2)")
     ap.add_argument("--no-batch", action="store_true", help="decode each prompt alone")
     ap.add_argument(
-        "--vosk-throughput-only",
+        "--throughput-only",
         action="store_true",
-        help="vosk: measure speed only (e.g. with the Korean test model: WER would mean nothing)",
+        help="speed only (e.g. vosk with the Korean test model, where WER would mean nothing)",
     )
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
@@ -358,27 +358,25 @@ def main() -> None:
                 continue
             t = open_transcriber(backend, model, cpu_threads=2)
             print(f"\n== {t.name}")
-            if backend == "vosk" and args.vosk_throughput_only:
-                print("WER: not measured (--vosk-throughput-only)")
-                del t
-                tp = throughput(backend, model, wavs, args.workers, Path(tmp) / f"data-{backend}")
+            if args.throughput_only:
+                print("WER: not measured (--throughput-only)")
+            else:
+                w = wer_report(t.name, t, prompts, batch=not args.no_batch)
+                results["wer"].append(w)
+                print(
+                    f"WER {100 * w['wer_all']:.1f} % over {w['prompts']} prompts"
+                    f" ({w['words_all']} words); {100 * (w['wer_3plus'] or 0):.1f} % over"
+                    f" {w['prompts_3plus']} prompts of 3+ words; decode RTF {w['rtf']}"
+                    f" (one process, 2 threads)"
+                )
+                for item in w["worst"]:
+                    print(f"  worst: {item['prompt']} ({item['wer']}): {item['heard']!r}")
+            del t
+            for n in [int(x) for x in str(args.workers).split(",")]:
+                folder = Path(tmp) / f"data-{backend}-{n}"
+                tp = throughput(backend, model, wavs, n, folder)
                 results["throughput"].append(tp)
                 _print_throughput(tp)
-                continue
-            w = wer_report(t.name, t, prompts, batch=not args.no_batch)
-            results["wer"].append(w)
-            print(
-                f"WER {100 * w['wer_all']:.1f} % over {w['prompts']} prompts"
-                f" ({w['words_all']} words); {100 * (w['wer_3plus'] or 0):.1f} % over"
-                f" {w['prompts_3plus']} prompts of 3+ words; decode RTF {w['rtf']}"
-                f" (one process, 2 threads)"
-            )
-            for item in w["worst"]:
-                print(f"  worst: {item['prompt']} ({item['wer']}): {item['heard']!r}")
-            del t
-            tp = throughput(backend, model, wavs, args.workers, Path(tmp) / f"data-{backend}")
-            results["throughput"].append(tp)
-            _print_throughput(tp)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 
