@@ -138,3 +138,23 @@ def test_a_killed_worker_job_is_taken_over_after_its_lease(tmp_path: Path) -> No
     assert {"calling", "line", "invoice", "goodbye"} <= agent_words, agent_words
     assert not {"subscription", "package"} & agent_words
     assert not {"invoice", "goodbye"} & caller_words
+
+
+def test_transcript_lands_in_the_real_history_store(tmp_path: Path) -> None:
+    from recordings.history import HistoryStore
+    from recordings.stt import WhisperTranscriber
+    from recordings.worker import find_history, process_next
+
+    data = tmp_path / "data"
+    data.mkdir()
+    wav = _call_wav(data / "call-h.wav")
+    context = {"metadata": {"caller": "+14155550123", "started_at": "2025-03-04T10:00:00+00:00"}}
+    recording_finished(data, wav, "call-h", now=time.time(), context=context)
+    cfg = WorkerConfig(data_dir=data)  # history="auto": recordings.history.open_history
+    history = find_history(cfg.history, cfg.db_path)
+    assert isinstance(history, HistoryStore)
+    job = process_next(JobQueue(cfg.db_path), WhisperTranscriber(), "w", cfg, history=history)
+    assert job is not None and job.status == "done", job and job.errors
+    hits = HistoryStore(cfg.db_path).search("subscription")
+    assert [h["external_id"] for h in hits] == ["call-h"]
+    assert hits[0]["channel"] == "voice" and "[subscription]" in hits[0]["snippet"].lower()
