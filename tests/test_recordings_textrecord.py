@@ -206,3 +206,61 @@ def test_long_times_and_empty_record() -> None:
     assert to_srt(empty) == ""
     assert to_text(empty) == "Call c3\nDuration: 00:05.0\n\n"
     assert empty.summary.first_speaker is None and empty.summary.silence_seconds == 5.0
+
+
+def test_the_recorders_context_builds_a_record() -> None:
+    """recordings.metadata.transcription_context (what the engine queues) -> build_record."""
+    from recordings.metadata import CallFacts, PauseSpan, build_metadata, transcription_context
+
+    t0 = 1_741_082_400.0  # 2025-03-04T10:00:00Z
+    facts = CallFacts(
+        call_id="abc",
+        caller="sip:+14155550123@pbx",
+        called="5000",
+        started_at=t0,
+        digits=((2.0, "2", "rfc4733"), (9.5, "4", "rfc4733"), (12.0, "#", "inband")),
+    )
+    meta = build_metadata(
+        facts,
+        path="DATA/recordings/2025/03/04/abc.wav",
+        duration=30.0,
+        flow={
+            "flow": "main",
+            "path": [
+                {
+                    "flow": "main",
+                    "node": "welcome",
+                    "type": "play",
+                    "at": "2025-03-04T10:00:00.5+00:00",
+                },
+                {"flow": "main", "node": "menu", "type": "menu", "at": "2025-03-04T10:00:01+00:00"},
+            ],
+        },
+        queue_stays=[
+            {
+                "queue": "billing",
+                "enqueued_at": t0 + 4,
+                "answered_at": t0 + 16.5,
+                "outcome": "answered",
+                "agent": "alice",
+            }
+        ],
+        pauses=[PauseSpan(9.0, 11.0)],
+    )
+    record = build_record(
+        "abc",
+        {"caller": [_seg(5.0, 6.0, (5.0, 6.0, "billing"))], "agent": []},
+        duration=30.0,
+        backend="b",
+        context=transcription_context(meta),
+    )
+    assert [(s.at, s.node) for s in record.ivr_path] == [(0.5, "welcome"), (1.0, "menu")]
+    assert [(d.at, d.digit, d.masked) for d in record.dtmf] == [
+        (2.0, "2", False),
+        (9.5, "*", True),
+        (12.0, "#", False),
+    ]
+    assert record.queue[0].wait_seconds == 12.5 and record.queue[0].agent == "alice"
+    assert record.metadata.recording == "DATA/recordings/2025/03/04/abc.wav"
+    assert record.metadata.started_at == "2025-03-04T10:00:00+00:00"
+    assert record.summary.queue_wait_seconds == 12.5
