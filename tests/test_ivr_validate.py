@@ -828,7 +828,8 @@ def test_variables_never_set_are_warnings(tmp_path: Path) -> None:
         "main.yaml:11:11: warning: node 'talk' (say): variable 'tier' is never set (fix: set "
         "it (a set node, a gather/lookup `variable:`, or the flow's `variables:`); built in: "
         "attempt, call_id, called, caller, caller_name, customer, digits, flow, language, "
-        "lookup_error, node, now, queue, queue_outcome, transfer_ok, voicemail)"
+        "lookup_error, node, now, queue, queue_outcome, recording_paused, "
+        "transfer_ok, voicemail)"
     ]
 
 
