@@ -7,8 +7,11 @@ published text (/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz,
 batches (laid one after another with 1.5 s of silence, ~25 s per batch: Whisper
 pays a 30 s window per call) and each word goes back to the prompt its middle
 falls in; ``--no-batch`` decodes each prompt alone. Text on both sides is
-normalised (lower case, punctuation out, numbers spelled out, # = pound,
-* = star) before the word-level edit distance.
+normalised before the word-level edit distance: lower case, punctuation out,
+numbers spelled out, # = pound, * = star, contractions expanded (you're = you
+are), spelled letters joined (m i s d n = misdn), and two words written as one
+on the other side merged (file name = filename). silence/N prompts (text
+describes silence) are left out.
 
 Throughput: stereo "calls" made of prompts (caller left, IVR right, taking
 turns) queued in a real job queue and transcribed by the project's worker
@@ -129,6 +132,74 @@ def normalise(text: str) -> list[str]:
     return t.split()
 
 
+_CONTRACTIONS = {
+    "im": "i am",
+    "youre": "you are",
+    "thats": "that is",
+    "dont": "do not",
+    "cant": "can not",
+    "cannot": "can not",
+    "youd": "you would",
+    "youll": "you will",
+    "youve": "you have",
+    "ive": "i have",
+    "isnt": "is not",
+    "wont": "will not",
+    "theyre": "they are",
+    "whats": "what is",
+    "didnt": "did not",
+    "doesnt": "does not",
+}
+
+
+def _expand(words: list[str]) -> list[str]:
+    out: list[str] = []
+    for w in words:
+        out.extend(_CONTRACTIONS.get(w, w).split())
+    return out
+
+
+def _join_letters(words: list[str]) -> list[str]:
+    """Spelled letters are one token (``m i s d n`` = ``misdn``): runs of 3+ single
+    letters, or of 2 when neither is the word ``a`` or ``i``."""
+    out: list[str] = []
+    i = 0
+    while i < len(words):
+        j = i
+        while j < len(words) and len(words[j]) == 1:
+            j += 1
+        run = words[i:j]
+        if len(run) >= 3 or (len(run) == 2 and not set(run) & {"a", "i"}):
+            out.append("".join(run))
+            i = j
+        else:
+            out.append(words[i])
+            i += 1
+    return out
+
+
+def _merge_compounds(words: list[str], other: set[str]) -> list[str]:
+    """Adjacent words whose concatenation is one word of the other side are merged
+    (``file name`` = ``filename``, ``re record`` = ``rerecord``)."""
+    out: list[str] = []
+    i = 0
+    while i < len(words):
+        if i + 1 < len(words) and words[i] + words[i + 1] in other:
+            out.append(words[i] + words[i + 1])
+            i += 2
+        else:
+            out.append(words[i])
+            i += 1
+    return out
+
+
+def align(ref: list[str], hyp: list[str]) -> tuple[list[str], list[str]]:
+    """Both sides in comparable form: contractions expanded, spelled letters joined,
+    compounds written apart on one side and together on the other merged."""
+    r, h = _join_letters(_expand(ref)), _join_letters(_expand(hyp))
+    return _merge_compounds(r, set(h)), _merge_compounds(h, set(r))
+
+
 def edits(ref: list[str], hyp: list[str]) -> int:
     """Word-level Levenshtein distance (substitutions + deletions + insertions)."""
     prev = list(range(len(hyp) + 1))
@@ -157,8 +228,8 @@ def load_prompts(limit: int | None) -> list[Prompt]:
             if not sep or line.startswith(";") or not text or text.startswith("["):
                 continue
             wav = SOUNDS / f"{name.strip()}.wav"
-            if not wav.is_file() or not normalise(text):
-                continue
+            if not wav.is_file() or not normalise(text) or name.startswith("silence/"):
+                continue  # silence/N's text describes the file ("one second of silence")
             audio = read_wav(wav)
             if audio.rate != RATE:
                 continue
@@ -221,7 +292,9 @@ def _distance(x: float, span: tuple[float, float]) -> float:
 def wer_report(name: str, t: Transcriber, prompts: list[Prompt], batch: bool) -> dict[str, Any]:
     hyps, spent = decode(t, prompts, batch)
     audio = sum(p.seconds for p in prompts)
-    refs = [normalise(p.text) for p in prompts]
+    pairs = [align(normalise(p.text), h) for p, h in zip(prompts, hyps, strict=True)]
+    refs = [r for r, _ in pairs]
+    hyps = [h for _, h in pairs]
     e_all = sum(edits(r, h) for r, h in zip(refs, hyps, strict=True))
     n_all = sum(len(r) for r in refs)
     long = [(r, h) for r, h in zip(refs, hyps, strict=True) if len(r) >= 3]
@@ -234,8 +307,14 @@ def wer_report(name: str, t: Transcriber, prompts: list[Prompt], batch: bool) ->
         ),
         reverse=True,
     )[:5]
+    mistakes = [
+        {"prompt": p.name, "edits": edits(r, h), "ref": " ".join(r), "hyp": " ".join(h)}
+        for p, r, h in zip(prompts, refs, hyps, strict=True)
+        if r != h
+    ]
     return {
         "backend": name,
+        "mistakes": mistakes,
         "prompts": len(prompts),
         "audio_seconds": round(audio, 1),
         "wer_all": round(e_all / n_all, 4),
