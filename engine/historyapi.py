@@ -7,7 +7,8 @@
 ``GET  /history/contacts/{id}``           the contact (a merged id gives the survivor)
 ``GET  /history/contacts/{id}/timeline``  its interactions, newest first
                                           (``?limit=1..500``, ``?before=ISO time``)
-``GET  /history/search?q=TEXT``           full-text search (``&limit=1..100``, ``&contact=ID``)
+``GET  /history/search?q=TEXT``           full-text search (``&limit=1..100``, ``&contact=ID``,
+                                          ``&order=rank|recent``: best or newest first)
 ``POST /history/contacts/merge``          ``{"into": ID, "from": ID, "by": "who"}``
 
 Errors are JSON ``{"error": ..., "field": ...}`` with 400 (bad input, the
@@ -110,7 +111,16 @@ def history_app(
             limit = _int(request, "limit", 1, 100, 20)
             raw = request.query.get("contact")
             cid = None if raw is None else _contact_id(raw, "contact")
-            results = await asyncio.to_thread(store.search, q, limit=limit, contact_id=cid)
+            order = request.query.get("order", "rank")
+            if order not in ("rank", "recent"):
+                raise HistoryError(f"order must be rank or recent, got {order!r}", field="order")
+            results = await asyncio.to_thread(
+                store.search,
+                q,
+                limit=limit,
+                contact_id=cid,
+                order="recent" if order == "recent" else "rank",
+            )
         except HistoryError as exc:
             return _error(exc)
         return web.json_response({"q": q, "results": results})

@@ -12,7 +12,10 @@ Interactions of every channel (``voice``, ``voicemail``, ``chat``, ``email``,
 first. A channel's own id (SIP call id, message id) is ``external_id``:
 ingesting the same message twice stores it once. Subjects and bodies
 (messages, call transcripts) are indexed with SQLite FTS5 (external content,
-kept in step by triggers), searched with :meth:`HistoryStore.search`.
+kept in step by triggers), searched with :meth:`HistoryStore.search`. The
+index also holds each interaction's contact as a token (``c<id>``), so a
+search within one contact's history is an intersection the index does
+itself (a common word costs no more than a rare one there).
 
 Voice calls arrive by themselves: the recorder tells :meth:`record_call`
 about every finished recording (numbers, flow, queue, agent, disposition),
@@ -30,6 +33,7 @@ import json
 import re
 import sqlite3
 import threading
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -49,10 +53,13 @@ __all__ = [
     "InteractionIn",
     "fts_query",
     "open_history",
+    "snippet",
     "transcript_text",
 ]
 
 CHANNELS = ("voice", "voicemail", "chat", "email", "sms", "social")
+RANK_WINDOW = 5000
+"""Search ranks the newest this many matches (see :meth:`HistoryStore.search`)."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS contacts (
@@ -94,27 +101,30 @@ CREATE TABLE IF NOT EXISTS interactions (
     subject TEXT NOT NULL DEFAULT '',
     body TEXT NOT NULL DEFAULT '',
     meta TEXT NOT NULL DEFAULT '{}',
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    contact_tag TEXT GENERATED ALWAYS AS ('c' || ifnull(contact_id, 0)) VIRTUAL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS interactions_external
     ON interactions(channel, external_id) WHERE external_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS interactions_timeline ON interactions(contact_id, occurred_at);
 CREATE VIRTUAL TABLE IF NOT EXISTS interactions_fts USING fts5(
-    subject, body, content='interactions', content_rowid='id',
+    subject, body, contact_tag, content='interactions', content_rowid='id',
     tokenize='unicode61 remove_diacritics 2'
 );
 CREATE TRIGGER IF NOT EXISTS interactions_fts_insert AFTER INSERT ON interactions BEGIN
-    INSERT INTO interactions_fts(rowid, subject, body) VALUES (new.id, new.subject, new.body);
+    INSERT INTO interactions_fts(rowid, subject, body, contact_tag)
+        VALUES (new.id, new.subject, new.body, new.contact_tag);
 END;
 CREATE TRIGGER IF NOT EXISTS interactions_fts_delete AFTER DELETE ON interactions BEGIN
-    INSERT INTO interactions_fts(interactions_fts, rowid, subject, body)
-        VALUES ('delete', old.id, old.subject, old.body);
+    INSERT INTO interactions_fts(interactions_fts, rowid, subject, body, contact_tag)
+        VALUES ('delete', old.id, old.subject, old.body, old.contact_tag);
 END;
-CREATE TRIGGER IF NOT EXISTS interactions_fts_update AFTER UPDATE OF subject, body
+CREATE TRIGGER IF NOT EXISTS interactions_fts_update AFTER UPDATE OF subject, body, contact_id
     ON interactions BEGIN
-    INSERT INTO interactions_fts(interactions_fts, rowid, subject, body)
-        VALUES ('delete', old.id, old.subject, old.body);
-    INSERT INTO interactions_fts(rowid, subject, body) VALUES (new.id, new.subject, new.body);
+    INSERT INTO interactions_fts(interactions_fts, rowid, subject, body, contact_tag)
+        VALUES ('delete', old.id, old.subject, old.body, old.contact_tag);
+    INSERT INTO interactions_fts(rowid, subject, body, contact_tag)
+        VALUES (new.id, new.subject, new.body, new.contact_tag);
 END;
 """
 
@@ -179,16 +189,52 @@ def _field(loc: Sequence[int | str]) -> str:
 
 
 # --------------------------------------------------------------------- helpers
-def fts_query(text: str) -> str:
-    """The FTS5 MATCH expression for a user's search text: every word must occur
-    (each quoted, so FTS operators and punctuation in the text are plain words);
-    the last word also matches as a prefix. Raises HistoryError without words."""
-    words = re.findall(r"\w+", text)
+def fts_query(text: str, contact_id: int | None = None) -> str:
+    """The FTS5 MATCH expression for a user's search text: every word must occur in
+    the subject or body (each quoted, so FTS operators and punctuation in the text
+    are plain words); a word written with a trailing ``*`` matches as a prefix.
+    ``contact_id`` keeps to that contact's interactions. Raises HistoryError when
+    the text has no words."""
+    words = re.findall(r"\w+\*?", text)
     if not words:
         raise HistoryError(f"search text {text!r} has no words", field="q")
-    quoted = [f'"{w}"' for w in words[:32]]
-    quoted[-1] += "*"
-    return " ".join(quoted)
+    quoted = [f'"{w[:-1]}"*' if w.endswith("*") else f'"{w}"' for w in words[:32]]
+    expr = "{subject body} : (" + " ".join(quoted) + ")"
+    if contact_id is not None:
+        expr += f' AND contact_tag : "c{contact_id}"'
+    return expr
+
+
+def _fold(word: str) -> str:
+    """A word as the index sees it: lower case, diacritics removed."""
+    decomposed = unicodedata.normalize("NFKD", word.casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def snippet(text: str, words: Sequence[str], width: int = 12) -> str:
+    """Up to ``width`` words of ``text`` around the first word that matches one of
+    ``words`` (a prefix matches too), matches in ``[...]``, ``...`` where cut."""
+    tokens = text.split()
+    if not tokens:
+        return ""
+    wanted = [_fold(w) for w in words if w]
+
+    def hit(token: str) -> bool:
+        core = _fold(re.sub(r"^\W+|\W+$", "", token))
+        return bool(core) and any(core.startswith(w) for w in wanted)
+
+    def mark(token: str) -> str:
+        lead, core, trail = re.match(r"^(\W*)(.*?)(\W*)$", token).groups()  # type: ignore[union-attr]
+        return f"{lead}[{core}]{trail}" if hit(token) else token
+
+    first = next((i for i, t in enumerate(tokens) if hit(t)), 0)
+    start = max(0, min(first - width // 3, len(tokens) - width))
+    part = [mark(t) for t in tokens[start : start + width]]
+    return (
+        ("..." if start > 0 else "")
+        + " ".join(part)
+        + ("..." if start + width < len(tokens) else "")
+    )
 
 
 def transcript_text(record: Mapping[str, Any]) -> str:
@@ -733,46 +779,73 @@ class HistoryStore:
         return None if row is None else _interaction(row)
 
     def search(
-        self, text: str, *, limit: int = 20, contact_id: int | None = None
+        self,
+        text: str,
+        *,
+        limit: int = 20,
+        contact_id: int | None = None,
+        order: Literal["rank", "recent"] = "rank",
+        window: int = RANK_WINDOW,
     ) -> list[dict[str, Any]]:
-        """Interactions whose subject or body hold every word of ``text`` (the last as
-        a prefix too), best match first, each with a snippet (matches in ``[...]``)."""
-        match = fts_query(text)
-        sql = (
-            "SELECT i.id, i.contact_id, i.channel, i.direction, i.occurred_at, i.external_id,"
-            " i.subject, snippet(interactions_fts, 1, '[', ']', '...', 12) AS snippet,"
-            " bm25(interactions_fts) AS score"
-            " FROM interactions_fts JOIN interactions i ON i.id = interactions_fts.rowid"
-            " WHERE interactions_fts MATCH ?"
-        )
-        args: list[Any] = [match]
+        """Interactions whose subject or body hold every word of ``text`` (``word*``: a
+        prefix), each with a snippet (matches in ``[...]``).
+
+        ``order="rank"``: the best by bm25 among the newest ``window`` matches (all
+        matches when there are fewer: ranking every one of a million matches of a
+        word found in most messages costs seconds, the newest thousands are what a
+        contact center looks at); ``order="recent"``: newest stored first. With
+        ``contact_id`` only that contact's interactions (and those merged into it).
+        """
+        db = self._db()
+        live = None
         if contact_id is not None:
-            db = self._db()
             live = self._live(db, contact_id)
             if live is None:
                 raise HistoryError(f"contact {contact_id} does not exist", status=404)
-            sql += " AND i.contact_id = ?"
-            args.append(live)
-        sql += " ORDER BY rank LIMIT ?"
-        args.append(limit)
+        match = fts_query(text, live)
+        newest = (
+            "SELECT rowid AS id, bm25(interactions_fts, 1.0, 1.0, 0.0) AS score"
+            " FROM interactions_fts"
+            " WHERE interactions_fts MATCH ? ORDER BY rowid DESC LIMIT ?"
+        )
+        if order == "rank":
+            sql = f"SELECT id, score FROM ({newest}) ORDER BY score LIMIT ?"
+            args: tuple[Any, ...] = (match, max(window, limit), limit)
+        else:
+            sql, args = newest, (match, limit)
         try:
-            rows = self._db().execute(sql, args).fetchall()
+            hits = db.execute(sql, args).fetchall()
         except sqlite3.OperationalError as exc:
             raise HistoryError(f"search {text!r} failed: {exc}", field="q") from None
-        return [
-            {
-                "id": r["id"],
-                "contact_id": r["contact_id"],
-                "channel": r["channel"],
-                "direction": r["direction"],
-                "occurred_at": _iso(r["occurred_at"]),
-                "external_id": r["external_id"],
-                "subject": r["subject"],
-                "snippet": r["snippet"],
-                "score": round(-float(r["score"]), 4),
-            }
-            for r in rows
-        ]
+        if not hits:
+            return []
+        ids = [int(h["id"]) for h in hits]
+        rows = {
+            int(r["id"]): r
+            for r in db.execute(
+                f"SELECT * FROM interactions WHERE id IN ({','.join('?' * len(ids))})", ids
+            )
+        }
+        words = [w.rstrip("*") for w in re.findall(r"\w+\*?", text)]
+        out = []
+        for hit in hits:
+            r = rows.get(int(hit["id"]))
+            if r is None:
+                continue
+            out.append(
+                {
+                    "id": r["id"],
+                    "contact_id": r["contact_id"],
+                    "channel": r["channel"],
+                    "direction": r["direction"],
+                    "occurred_at": _iso(r["occurred_at"]),
+                    "external_id": r["external_id"],
+                    "subject": r["subject"],
+                    "snippet": snippet(r["body"] or r["subject"], words),
+                    "score": round(-float(hit["score"]), 4),
+                }
+            )
+        return out
 
 
 def _interaction(row: sqlite3.Row) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from recordings.contacts import SqliteContacts
-from recordings.history import HistoryError, HistoryStore, fts_query, open_history
+from recordings.history import HistoryError, HistoryStore, fts_query, open_history, snippet
 from recordings.identity import IdentityError, caller_identity, normalize, normalize_phone
 from recordings.metadata import RecordingMeta
 from recordings.worker import find_history
@@ -220,7 +220,8 @@ def test_transcripts_and_messages_are_searchable_and_deletable(tmp_path: Path) -
     voice = next(h for h in hits if h["channel"] == "voice")
     assert voice["id"] == voice_id and "[modem] [firmware]" in voice["snippet"]
     assert voice["external_id"] == "call-1" and voice["score"] >= 0
-    assert [h["channel"] for h in store.search("rout")] == ["voice"]  # prefix on the last word
+    assert [h["channel"] for h in store.search("rout*")] == ["voice"]  # a prefix
+    assert store.search("rout") == []
     assert store.search('router AND OR NEAR("') == store.search("router and or near")
     with pytest.raises(HistoryError, match="has no words"):
         store.search("?!")
@@ -316,4 +317,32 @@ def test_transcription_workers_find_the_store(tmp_path: Path) -> None:
 
 
 def test_fts_query_quotes_every_word() -> None:
-    assert fts_query('router "AND" modem*') == '"router" "AND" "modem"*'
+    assert fts_query('router "AND" modem*') == '{subject body} : ("router" "AND" "modem"*)'
+    assert fts_query("router", 12) == '{subject body} : ("router") AND contact_tag : "c12"'
+
+
+def test_rank_looks_at_the_newest_window_of_matches(tmp_path: Path) -> None:
+    store = HistoryStore(tmp_path / "callcore.db")
+    bodies = ["outage outage outage", "outage", "outage today", "outage again", "no match"]
+    for i, body in enumerate(bodies):
+        store.ingest(
+            {"channel": "sms", "contact": {"phone": "+15551234567"}, "occurred_at": _at(i),
+             "body": body},
+            now=NOW,
+        )  # fmt: skip
+    best = store.search("outage")
+    assert best[0]["snippet"] == "[outage] [outage] [outage]" and len(best) == 4
+    newest_two = store.search("outage", window=2, limit=2)  # only the two newest compete
+    assert [h["snippet"] for h in newest_two] == ["[outage] again", "[outage] today"] or [
+        h["snippet"] for h in newest_two
+    ] == ["[outage] today", "[outage] again"]
+    recent = store.search("outage", order="recent", limit=3)
+    assert [h["snippet"] for h in recent] == ["[outage] again", "[outage] today", "[outage]"]
+
+
+def test_snippet() -> None:
+    text = " ".join(f"w{i}" for i in range(30)) + " Café firmware w31"
+    assert snippet(text, ["cafe"], width=6) == "...w27 w28 w29 [Café] firmware w31"
+    assert snippet(text, ["w3"], width=4) == "...w2 [w3] w4 w5..."
+    assert snippet("short text", ["nothing"]) == "short text"
+    assert snippet("Router, reset!", ["rout"]) == "[Router], reset!"

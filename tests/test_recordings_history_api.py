@@ -113,7 +113,8 @@ async def test_call_lands_in_the_timeline_beside_messages_and_is_searchable(
         },
     )
     status, found = await _http(engine, "GET", "/history/search?q=billing+address")
-    assert status == 200 and [r["external_id"] for r in found["results"]] == [row.call_id]
+    assert status == 200, found
+    assert [r["external_id"] for r in found["results"]] == [row.call_id]
     assert "[billing] [address]" in found["results"][0]["snippet"]
     status, found = await _http(engine, "GET", f"/history/search?q=voicemail&contact={contact}")
     assert [r["channel"] for r in found["results"]] == ["chat"]
