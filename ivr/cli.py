@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
 from pathlib import Path
 
 import click
@@ -13,6 +14,9 @@ from ivr.flowcli import flows
 from ivr.simcli import simulate, test_flows
 from ivr.versions import VersionStoreError
 from recordings.cli import transcribe, transcribe_jobs, transcribe_workers
+from recordings.history import HistoryError
+from recordings.jobs import JobError
+from recordings.store import RecordingStoreError
 
 
 def _hostport(what: str):  # type: ignore[no-untyped-def]
@@ -93,6 +97,11 @@ def serve(
         run_engine(cfg)
     except VersionStoreError as exc:
         raise click.ClickException(f"cannot start: {exc}") from None
+    except (HistoryError, RecordingStoreError, JobError, sqlite3.DatabaseError) as exc:
+        raise click.ClickException(
+            f"cannot start: {exc}. Move the damaged database aside (the engine then starts"
+            " a new one) or restore it from a backup."
+        ) from None
     except OSError as exc:
         raise click.ClickException(
             f"cannot start: {exc}. Stop what uses that address or pick another "

@@ -42,7 +42,16 @@ class SqliteContacts:
 
     def __init__(self, path: Path | str, *, region: str = "US") -> None:
         self.path = Path(path)
-        self.history = HistoryStore(self.path, region=region)
+        self.region = region
+        self._history: HistoryStore | None = None
+
+    @property
+    def history(self) -> HistoryStore:
+        """The history store, opened on first use (the engine opens its database in
+        its own order at start-up; a lookup is the first use here)."""
+        if self._history is None:
+            self._history = HistoryStore(self.path, region=self.region)
+        return self._history
 
     def add(
         self,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import subprocess
 import sys
 import time
 import urllib.request
@@ -184,3 +185,21 @@ async def test_kill_9_mid_call_leaves_a_repaired_playable_recording(tmp_path: Pa
         if proc.returncode is None:
             proc.send_signal(signal.SIGTERM)
             await asyncio.wait_for(proc.wait(), 20)
+
+
+def test_a_damaged_database_is_named_not_a_traceback(tmp_path: Path) -> None:
+    data, flows = tmp_path / "data", tmp_path / "flows"
+    data.mkdir()
+    flows.mkdir()  # no flows: the history store is the first to open the database
+    (data / "callcore.db").write_bytes(b"not sqlite " * 100)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ivr", "serve", "--data", str(data), "--flows", str(flows),
+         "--sip", "127.0.0.1:0", "--http", "127.0.0.1:0"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"Error: cannot start: {data / 'callcore.db'}: cannot open the history tables" in (
+        proc.stderr
+    )
+    assert "Move the damaged database aside" in proc.stderr
+    assert (data / "callcore.db").read_bytes() == b"not sqlite " * 100
