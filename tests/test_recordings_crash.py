@@ -6,8 +6,8 @@ engine is killed with SIGKILL mid-call, then started again on the same data
 folder. Before it takes calls it has repaired the WAV: the file reads with
 two independent readers, its header matches its length, its length is within
 1 s of the time the call was up before the kill, its left channel holds the
-caller's speech, and the recording's row is ``recovered`` (queued for
-transcription too).
+caller's speech, the recording's row is ``recovered``, the call is in its
+caller's history timeline, and it is queued for transcription.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 from scipy.io import wavfile
 
+from recordings.history import HistoryStore
 from recordings.jobs import JobQueue
 from recordings.store import RecordingStore
 from recordings.wavfile import inspect_wav
@@ -170,6 +171,12 @@ async def test_kill_9_mid_call_leaves_a_repaired_playable_recording(tmp_path: Pa
         assert (row.status, row.disposition) == ("recovered", "recovered")
         assert row.path == str(path) and abs(row.duration - seconds) < 0.01
         assert row.caller.startswith("sip:15550001@")
+        history = HistoryStore(data / "callcore.db")
+        contact = history.find(row.caller)
+        assert contact is not None
+        (voice,) = history.timeline(contact)["interactions"]
+        assert (voice["channel"], voice["external_id"]) == ("voice", row.call_id)
+        assert voice["meta"]["status"] == "recovered" and voice["meta"]["recording"] == row.path
         jobs = JobQueue(data / "callcore.db").jobs()
         assert [(j.recording, j.call_id) for j in jobs] == [(str(path), row.call_id)]
         recovered = [
