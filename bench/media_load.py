@@ -56,6 +56,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -197,23 +198,23 @@ def parse_metric(text: str, name: str) -> float | None:
 NICE: list[str] = []
 
 
-class Target:
+class Target(ABC):
     """An answering side: started, asked for figures, stopped."""
 
     name = "?"
     service = "ivr"
     pid: int = 0
 
+    @abstractmethod
     def sip_address(self) -> str:
         """HOST:PORT SIPp sends its INVITEs to."""
-        raise NotImplementedError
 
-    def start_level(self, level: int) -> None:
+    def start_level(self, level: int) -> None:  # noqa: B027 (an optional hook)
         """Prepare for one level (may start processes)."""
 
+    @abstractmethod
     def digits(self) -> float | None:
         """Digits detected so far (counter; compared before/after a level)."""
-        raise NotImplementedError
 
     def own_active_calls(self) -> float | None:
         """The answering side's own idea of its current calls (None if unknown)."""
@@ -223,15 +224,15 @@ class Target:
         """(media clock ticks so far, of which later than 5 ms), if the side reports them."""
         return None
 
+    @abstractmethod
     def alive(self) -> bool:
         """Whether the answering process still runs."""
-        raise NotImplementedError
 
     def end_level(self) -> dict[str, Any]:
         """Finish one level; extra figures for the report."""
         return {}
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (an optional hook)
         """Stop everything still running."""
 
 

@@ -8,8 +8,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
-
 from ivr.loader import check_file, check_flowset, load_flowset
 from media.prompts.sounds import SoundLibrary
 from tests.conftest import FLOWS
@@ -512,8 +510,8 @@ def test_missing_and_outside_audio_files(tmp_path: Path) -> None:
     ]
 
 
-@pytest.mark.skipif(not SOUNDS.is_dir(), reason="needs the Asterisk core sounds")
 def test_sound_names_resolve_in_the_engine_roots(tmp_path: Path) -> None:
+    assert SOUNDS.is_dir(), f"{SOUNDS} missing: run scripts/bootstrap.sh"
     folder = make_folder(
         tmp_path,
         """\
@@ -986,8 +984,8 @@ def test_cli_validate_one_file(tmp_path: Path) -> None:
     assert out.splitlines()[-1] == f"{folder}/main.yaml: 1 error, 1 warning"
 
 
-@pytest.mark.skipif(not SOUNDS.is_dir(), reason="needs the Asterisk core sounds")
 def test_cli_validate_checks_sounds_in_the_engine_roots(tmp_path: Path) -> None:
+    assert SOUNDS.is_dir(), f"{SOUNDS} missing: run scripts/bootstrap.sh"
     folder = make_folder(
         tmp_path,
         """\

@@ -28,6 +28,7 @@ response. A response matches a client transaction on (branch, CSeq method).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -148,7 +149,7 @@ def ack_for_non_2xx(invite: Request, response: Response) -> Request:
 
 
 # ------------------------------------------------------------- base class
-class _Transaction:
+class _Transaction(ABC):
     """Timers, outbox and state shared by the four kinds."""
 
     def __init__(
@@ -209,8 +210,9 @@ class _Transaction:
             del self._deadlines[name]
             self._fire(name, now)
 
+    @abstractmethod
     def _fire(self, name: str, now: float) -> None:
-        raise NotImplementedError
+        """What timer ``name`` does in this kind of transaction (RFC 3261 §17)."""
 
     def _send(self, data: bytes) -> None:
         self._outbox.append(Outgoing(data, self.addr, self.transport))
