@@ -691,7 +691,9 @@ class HistoryStore:
                 )["id"]
             )
 
-    def attach_transcript(self, call_id: str, text_record: Mapping[str, Any]) -> int:
+    def attach_transcript(
+        self, call_id: str, text_record: Mapping[str, Any], *, now: datetime | None = None
+    ) -> int:
         """Put the transcript of ``call_id`` (a text record, recordings.textrecord, as
         JSON data) on its voice interaction, where search finds it. A call the
         history has not seen yet gets its interaction from the record's metadata.
@@ -725,7 +727,9 @@ class HistoryStore:
             contact_id = None
             if ident is not None:
                 found = Identifier(ident[0], ident[1], str(meta.get("caller")))
-                contact_id = self._resolve(db, [found], "", datetime.now(UTC))
+                # a contact first seen here dates from the call (as in record_call)
+                when = now or datetime.fromtimestamp(occurred, UTC)
+                contact_id = self._resolve(db, [found], "", when)
             subject = f"Call to {_uri_user(str(meta.get('called', '')))}"
             return int(
                 self._insert_interaction(
