@@ -152,6 +152,9 @@ def ack_for_non_2xx(invite: Request, response: Response) -> Request:
 class _Transaction(ABC):
     """Timers, outbox and state shared by the four kinds."""
 
+    #: The state a transaction of this kind starts in (§17.1, §17.2).
+    initial_state: TxState
+
     def __init__(
         self,
         key: TransactionKey,
@@ -160,16 +163,16 @@ class _Transaction(ABC):
         transport: str,
         config: TimerConfig,
         outbox: list[Outgoing],
-        state: TxState,
-        ended: list[_Transaction] | None,
-        schedule: TimerHeap[_Transaction] | None,
+        *,
+        ended: list[_Transaction] | None = None,
+        schedule: TimerHeap[_Transaction] | None = None,
     ) -> None:
         self.key = key
         self.request = request
         self.addr = addr
         self.transport = transport
         self.config = config
-        self.state = state
+        self.state = self.initial_state
         self._outbox = outbox
         self._ended = ended
         self._schedule = schedule
@@ -243,6 +246,8 @@ class _Transaction(ABC):
 class ClientInviteTransaction(_Transaction):
     """INVITE client transaction (§17.1.1, RFC 6026 §7.2). Sends the INVITE at once."""
 
+    initial_state = TxState.CALLING
+
     def __init__(
         self,
         request: Request,
@@ -258,7 +263,7 @@ class ClientInviteTransaction(_Transaction):
         branch = request.vias[0].branch or ""
         key = client_key(branch, "INVITE")
         super().__init__(
-            key, request, addr, transport, config, outbox, TxState.CALLING, ended, schedule
+            key, request, addr, transport, config, outbox, ended=ended, schedule=schedule
         )
         self.timed_out = False
         self.ack: bytes | None = None
@@ -311,6 +316,8 @@ class ClientInviteTransaction(_Transaction):
 class ClientNonInviteTransaction(_Transaction):
     """Non-INVITE client transaction (§17.1.2). Sends the request at once."""
 
+    initial_state = TxState.TRYING
+
     def __init__(
         self,
         request: Request,
@@ -328,7 +335,7 @@ class ClientNonInviteTransaction(_Transaction):
         branch = request.vias[0].branch or ""
         key = client_key(branch, request.method)
         super().__init__(
-            key, request, addr, transport, config, outbox, TxState.TRYING, ended, schedule
+            key, request, addr, transport, config, outbox, ended=ended, schedule=schedule
         )
         self.timed_out = False
         self._data = bytes(request)
@@ -370,24 +377,10 @@ ClientTransaction = ClientInviteTransaction | ClientNonInviteTransaction
 class ServerInviteTransaction(_Transaction):
     """INVITE server transaction (§17.2.1, RFC 6026 §7.1)."""
 
-    def __init__(
-        self,
-        key: TransactionKey,
-        request: Request,
-        addr: Addr,
-        transport: str,
-        config: TimerConfig,
-        outbox: list[Outgoing],
-        *,
-        ended: list[_Transaction] | None = None,
-        schedule: TimerHeap[_Transaction] | None = None,
-    ) -> None:
-        super().__init__(
-            key, request, addr, transport, config, outbox, TxState.PROCEEDING, ended, schedule
-        )
-        self.last_response: Response | None = None
-        self.ack_timed_out = False
-        self._last_data: bytes | None = None
+    initial_state = TxState.PROCEEDING
+    last_response: Response | None = None
+    ack_timed_out = False
+    _last_data: bytes | None = None
 
     @property
     def final_sent(self) -> bool:
@@ -463,23 +456,9 @@ class ServerInviteTransaction(_Transaction):
 class ServerNonInviteTransaction(_Transaction):
     """Non-INVITE server transaction (§17.2.2)."""
 
-    def __init__(
-        self,
-        key: TransactionKey,
-        request: Request,
-        addr: Addr,
-        transport: str,
-        config: TimerConfig,
-        outbox: list[Outgoing],
-        *,
-        ended: list[_Transaction] | None = None,
-        schedule: TimerHeap[_Transaction] | None = None,
-    ) -> None:
-        super().__init__(
-            key, request, addr, transport, config, outbox, TxState.TRYING, ended, schedule
-        )
-        self.last_response: Response | None = None
-        self._last_data: bytes | None = None
+    initial_state = TxState.TRYING
+    last_response: Response | None = None
+    _last_data: bytes | None = None
 
     @property
     def final_sent(self) -> bool:
