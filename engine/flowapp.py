@@ -70,7 +70,7 @@ from ivr.actions import (
     TransferResult,
     VoicemailResult,
 )
-from ivr.loader import FlowSet, FlowSetError, flow_files, load_flowset
+from ivr.loader import FlowSet, flow_files
 from ivr.runtime import FlowRun, FlowRuntimeError, FlowSetLike, Limits
 from ivr.versions import DB_NAME
 from media.call import Call, CallHungUp, CallInfo
@@ -555,13 +555,14 @@ class FlowApplication:
 async def start_flow_application(
     config: EngineConfig, metrics: EngineMetrics
 ) -> FlowApplication | None:
-    """The flow application for ``config.flows_dir``, its prompts rendered.
+    """The flow application for ``config.flows_dir``, not serving yet.
 
     None when the folder holds no flow file (the engine plays the greeting).
-    When the flows do not load, the errors are logged (each names
-    file:line:column and the fix) and the application is returned all the
-    same, with no flow set: hot reload then serves the last stored version,
-    or the first valid save, and until then the engine plays the greeting
+    Otherwise the application starts with no flow set: the engine's hot
+    reload (:class:`engine.reload.FlowReload`) loads, validates and prerenders
+    the folder once and makes it live (or the last stored version when the
+    folder does not load; its errors name file:line:column and the fix).
+    Until a version is live the engine plays the greeting
     (see ``FlowApplication.serving``).
     """
     folder = config.flows_dir
@@ -572,28 +573,18 @@ async def start_flow_application(
     prompts = PromptLibrary(
         flows_dir=folder, sounds=sounds, tts=TtsRenderer(config.data_dir / "tts")
     )
-    try:
-        flowset: FlowSet | None = await asyncio.to_thread(load_flowset, folder, sounds=sounds)
-    except FlowSetError as exc:
-        log.error("flows.invalid", folder=str(folder), error=str(exc))
-        flowset = None
 
-    def current() -> FlowSet:
-        if flowset is None:
-            raise LookupError(f"no valid flows in {folder} yet")
-        return flowset
+    def no_flows_yet() -> FlowSet:
+        raise LookupError(f"no valid flows in {folder} yet")
 
     app = FlowApplication(
-        current,
+        no_flows_yet,
         prompts,
         metrics,
         voicemail_dir=config.data_dir / "voicemail",
         directory=SqliteContacts(config.data_dir / DB_NAME, region=config.region),
     )
-    app.serving = flowset is not None
-    if flowset is not None:
-        await app.prerender(flowset)
-        log.info("flows.serving", folder=str(folder), flows=sorted(flowset.flows))
+    app.serving = False
     return app
 
 
