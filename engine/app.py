@@ -9,10 +9,12 @@ adds SIGINT/SIGTERM handling for the CLI.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import signal
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,7 @@ from engine.historyapi import history_app
 from engine.http import HttpServer, build_app
 from engine.metrics import EngineMetrics
 from engine.outbound import OutboundCalls
+from engine.recording_storage import engine_storage
 from engine.recordingapi import add_admin_routes, add_recording_routes
 from engine.reload import FlowReload
 from ivr.versions import DB_NAME
@@ -44,12 +47,10 @@ from media.sip.service import SipService
 from media.sip.useragent import UserAgent
 from recordings.audit import AuditLog
 from recordings.history import HistoryStore
-from recordings.jobs import JobQueue
 from recordings.lifecycle import RecordingAdmin
-from recordings.metadata import RecordingMeta, transcription_context
 from recordings.recorder import Recorder
 from recordings.retention import RetentionPolicy, parse_retention
-from recordings.store import RecordingStore
+from recordings.storage import ProcessRunner
 
 log = structlog.get_logger("engine.app")
 
@@ -256,25 +257,18 @@ class Engine:
         )
 
     async def _start_recorder(self) -> Recorder:
-        """The recorder on ``DATA/callcore.db``, after repairing what a crash left."""
+        """The recorder, its storage in a child process (files, rows, audit, history,
+        transcription queue: see :mod:`recordings.storage`), after repairing what
+        a crash left."""
         cfg = self.config
-        db = cfg.data_dir / DB_NAME
-        store = await asyncio.to_thread(RecordingStore, db)
-        recorder = Recorder(cfg.data_dir, store, audit=self._audit_recording)
-        if self.history is not None:  # voice calls land in the customer's timeline
-            recorder.listeners.append(self.history.record_call)
-        if cfg.transcribe:
-            recorder.listeners.append(_TranscriptionQueue(db, recorder.wall))
+        factory = partial(engine_storage, cfg.data_dir / DB_NAME, cfg.region, cfg.transcribe)
+        level = logging.getLevelName(logging.getLogger().getEffectiveLevel()).lower()
+        runner = await ProcessRunner.start(factory, log_level=level)
+        recorder = Recorder(cfg.data_dir, runner=runner)
         recovered = await asyncio.to_thread(recorder.recover)
         if recovered:
             log.warning("recordings.recovered", count=len(recovered))
         return recorder
-
-    def _audit_recording(self, event: str, key: str, details: Mapping[str, Any]) -> None:
-        """Recorder events into the audit log (on the recorder's thread)."""
-        if self.audit is not None:
-            actor = str(details.get("by") or "engine")
-            self.audit.append(event, key, actor=actor, at=time.time(), details=details)
 
     async def _retention_loop(self) -> None:
         """Apply the retention policy at start-up and every ``retention_every`` seconds."""
@@ -318,23 +312,6 @@ class Engine:
             await self.flow_reload.stop()
         await self.sip.close()
         log.info("engine.stopped")
-
-
-class _TranscriptionQueue:
-    """Recorder listener: queue each finished recording for the transcription workers
-    (``ivr transcribe``; the job queue of :mod:`recordings.jobs`)."""
-
-    def __init__(self, db: Path, wall: Callable[[], float]) -> None:
-        self.queue = JobQueue(db)
-        self.wall = wall
-
-    def __call__(self, meta: RecordingMeta) -> None:
-        if meta.duration <= 0:
-            return
-        job = self.queue.enqueue(
-            Path(meta.path), meta.call_id, now=self.wall(), context=transcription_context(meta)
-        )
-        log.info("recording.queued_for_transcription", call_id=meta.call_id, job=job)
 
 
 def run_engine(config: EngineConfig) -> None:

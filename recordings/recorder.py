@@ -28,8 +28,10 @@ its secure pause (see :mod:`media.session`: silence to the recording and to
 the agent, no digits relayed) and keep the spans, in recording seconds, in
 the metadata. Digits inside a span are masked in the row.
 
-Database writes and listeners (history store, transcription queue) run on
-one background thread, in order; :meth:`Recorder.close` waits for them.
+File writes, database rows and listeners (history store, transcription
+queue) run in order on one storage worker (:mod:`recordings.storage`: a
+thread, or in the engine a child process, so that none of it holds the
+event loop's GIL); :meth:`Recorder.close` waits for them.
 """
 
 from __future__ import annotations
@@ -37,8 +39,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from concurrent.futures import Future
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -47,11 +49,17 @@ import numpy as np
 import structlog
 
 from media.call import CallInfo
-from media.capture import CallCapture, StreamingWavWriter
+from media.capture import CallCapture
 from media.session import MediaSession
-from recordings.metadata import CallFacts, PauseSpan, RecordingMeta, build_metadata
+from recordings.metadata import CallFacts, PauseSpan, RecordingMeta
+from recordings.storage import (
+    AuditEvent,
+    RecordingListener,
+    RecordingStorage,
+    StorageRunner,
+    ThreadRunner,
+)
 from recordings.store import RecordingStore
-from recordings.wavfile import WavError, empty_header, repair_wav
 
 __all__ = [
     "RATE",
@@ -67,12 +75,6 @@ log = structlog.get_logger("recordings.recorder")
 RATE = 8000
 FLUSH_SAMPLES = RATE // 2
 """The capture writes to disk every half second (what a kill -9 can lose at most)."""
-
-RecordingListener = Callable[[RecordingMeta], object]
-"""Told about every finished or recovered recording (on the recorder's thread)."""
-
-Event = Callable[[str, str, Mapping[str, Any]], None]
-"""``(event, key, details)`` for the audit log: start, pause, resume, finish, recover."""
 
 
 class RecordingError(Exception):
@@ -105,7 +107,6 @@ class _Active:
     path: Path
     started_wall: float
     started_loop: float
-    writer: StreamingWavWriter
     flow: dict[str, Any] | None = None
     stays: list[dict[str, Any]] = field(default_factory=list)
     pauses: list[PauseSpan] = field(default_factory=list)
@@ -117,20 +118,21 @@ class _Active:
 
 
 class _Sink:
-    """The capture sink of one recording: the WAV writer, then tell the recorder."""
+    """The capture sink of one recording: hands each block to the storage worker.
+
+    The event loop never touches the file or the database itself (see
+    :mod:`recordings.storage`); the worker keeps the operations in order
+    (open, writes, then close with the finished row).
+    """
 
     def __init__(self, recorder: Recorder, active: _Active) -> None:
         self.recorder = recorder
         self.active = active
 
     def write(self, block: np.ndarray) -> None:
-        try:
-            self.active.writer.write(block)
-        except OSError as exc:  # disk full: the call goes on, the recording stops growing
-            log.error("recording.write_failed", call_id=self.active.key, error=str(exc))
+        self.recorder._submit("audio", str(self.active.path), block)
 
     def close(self) -> None:
-        self.active.writer.close()
         self.active.audio_closed = True
         self.recorder._maybe_finish(self.active)
 
@@ -140,30 +142,36 @@ class Recorder:
 
     ``data_dir/recordings`` holds the files, ``store`` the rows; ``listeners``
     are told about every finished recording; ``audit`` (when given) about
-    every start, pause, resume, finish and recovery. ``wall`` and ``loop_time``
-    are the clocks (Unix seconds and the event loop's).
+    every start, pause, resume, finish and recovery. All of that runs on
+    one background thread, or, given ``runner`` (a
+    :class:`recordings.storage.ProcessRunner`, the engine's choice), in a
+    child process whose own storage replaces ``store``, ``listeners`` and
+    ``audit``. ``wall`` and ``loop_time`` are the clocks (Unix seconds and
+    the event loop's).
     """
 
     def __init__(
         self,
         data_dir: Path,
-        store: RecordingStore,
+        store: RecordingStore | None = None,
         *,
         listeners: list[RecordingListener] | None = None,
-        audit: Event | None = None,
+        audit: AuditEvent | None = None,
+        runner: StorageRunner | None = None,
         wall: Callable[[], float] = time.time,
         loop_time: Callable[[], float] | None = None,
     ) -> None:
         self.root = Path(data_dir) / "recordings"
-        self.store = store
         self.listeners: list[RecordingListener] = list(listeners or [])
-        self.audit = audit
+        if runner is None:
+            if store is None:
+                raise ValueError("Recorder needs a store (or a runner that has its own)")
+            runner = ThreadRunner(RecordingStorage(store, listeners=self.listeners, audit=audit))
+        self.runner = runner
         self.wall = wall
         self._loop_time = loop_time
         self.active: dict[str, _Active] = {}
         """Recordings in progress by SIP call id."""
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="recorder")
-        self._pending: set[Future[None]] = set()
         self.finished = 0
         self._closed = False
 
@@ -179,8 +187,7 @@ class Recorder:
             n += 1
             key = f"{info.call_id}~{n}"
             path = recording_path(self.root, key, now)
-        writer = StreamingWavWriter(path, channels=2, rate=RATE)
-        active = _Active(key, info, session, path, now, loop_now, writer)
+        active = _Active(key, info, session, path, now, loop_now)
         self.active[info.call_id] = active
         meta = RecordingMeta(
             call_id=key,
@@ -191,16 +198,14 @@ class Recorder:
             called=info.callee,
             caller_name=info.caller_name,
         )
-        self._submit(self._write_start, active, meta)
+        self._submit("start", meta).add_done_callback(lambda f: self._keyed(active, f))
         log.info("recording.started", call_id=info.call_id, path=str(path))
         return CallCapture([_Sink(self, active)], flush_samples=FLUSH_SAMPLES)
 
-    def _write_start(self, active: _Active, meta: RecordingMeta) -> None:
-        key = self.store.start(meta)
-        if key != active.key:  # the id was in the table already (an earlier run)
-            log.warning("recording.key_suffixed", call_id=active.key, key=key)
-            active.key = key
-        self._audit("recording.start", key, {"path": meta.path, "caller": meta.caller})
+    @staticmethod
+    def _keyed(active: _Active, started: Future[Any]) -> None:
+        if not started.cancelled() and started.exception() is None:
+            active.key = started.result()  # "~N" appended when the id was stored before
 
     def note_flow(self, call_id: str, record: Mapping[str, Any]) -> None:
         """The flow driver's record of ``call_id``'s run (FlowCallRecord.as_dict())."""
@@ -229,7 +234,6 @@ class Recorder:
         active.finished = True
         if self.active.get(active.info.call_id) is active:
             del self.active[active.info.call_id]
-        duration = active.writer.frames / RATE
         facts = CallFacts(
             call_id=active.key,
             caller=active.info.caller,
@@ -241,33 +245,14 @@ class Recorder:
             ),
             end_reason=active.end_reason,
         )
-        self._submit(self._write_finish, active, facts, duration)
+        done = self._submit(
+            "finish", str(active.path), facts, active.flow, list(active.stays), list(active.pauses)
+        )
+        done.add_done_callback(self._count)
 
-    def _write_finish(self, active: _Active, facts: CallFacts, duration: float) -> None:
-        facts = replace(facts, call_id=active.key)
-        meta = build_metadata(
-            facts,
-            path=str(active.path),
-            duration=duration,
-            flow=active.flow,
-            queue_stays=active.stays,
-            pauses=active.pauses,
-        )
-        self.store.finish(meta)
-        self._audit(
-            "recording.finish",
-            meta.call_id,
-            {"seconds": meta.duration, "disposition": meta.disposition},
-        )
-        log.info(
-            "recording.finished",
-            call_id=meta.call_id,
-            seconds=meta.duration,
-            disposition=meta.disposition,
-            pauses=len(meta.pauses),
-        )
-        self.finished += 1
-        self._tell(meta)
+    def _count(self, done: Future[Any]) -> None:
+        if not done.cancelled() and done.exception() is None:
+            self.finished += 1
 
     # -------------------------------------------------------- secure pause
     def pause(self, call_id: str, *, by: str, reason: str = "pci") -> PauseSpan:
@@ -286,7 +271,13 @@ class Recorder:
         active.pauses.append(span)
         active.paused_by = by
         log.info("recording.paused", call_id=call_id, at=span.start, by=by, reason=reason)
-        self._submit(self._audit_later, "recording.pause", active, {"at": span.start, "by": by})
+        self._submit(
+            "pauses_changed",
+            str(active.path),
+            "recording.pause",
+            list(active.pauses),
+            {"at": span.start, "by": by},
+        )
         return span
 
     def resume(self, call_id: str, *, by: str) -> PauseSpan:
@@ -305,7 +296,13 @@ class Recorder:
         active.pauses[-1] = span
         active.paused_by = None
         log.info("recording.resumed", call_id=call_id, at=span.end, by=by)
-        self._submit(self._audit_later, "recording.resume", active, {"at": span.end, "by": by})
+        self._submit(
+            "pauses_changed",
+            str(active.path),
+            "recording.resume",
+            list(active.pauses),
+            {"at": span.end, "by": by},
+        )
         return span
 
     def paused(self, call_id: str) -> bool:
@@ -331,105 +328,36 @@ class Recorder:
             raise RecordingError(404, f"no call {call_id!r} is being recorded")
         return active
 
-    def _audit_later(self, event: str, active: _Active, details: Mapping[str, Any]) -> None:
-        self.store.update_meta(active.key, {"pauses": [p.as_dict() for p in active.pauses]})
-        self._audit(event, active.key, details)
-
     # ------------------------------------------------------ start-up repair
     def recover(self) -> list[RecordingMeta]:
         """Repair every recording left ``recording`` by an engine that died (blocking:
         run it before taking calls). Returns the recovered metadata."""
-        recovered = []
-        for row in self.store.unfinished():
-            path = Path(row.path)
-            seconds = 0.0
-            repaired = False
-            try:
-                if not path.exists():
-                    log.error("recording.missing", call_id=row.call_id, path=str(path))
-                elif path.stat().st_size < len(empty_header()):
-                    path.write_bytes(empty_header())  # killed before its header was written
-                    repaired = True
-                else:
-                    result = repair_wav(path)
-                    seconds, repaired = result.seconds, result.repaired
-            except (OSError, WavError) as exc:
-                log.error(
-                    "recording.unrepairable",
-                    call_id=row.call_id,
-                    path=str(path),
-                    error=str(exc),
-                    hint="the file is kept as it is; inspect it by hand",
-                )
-            facts = CallFacts(
-                call_id=row.call_id,
-                caller=row.caller,
-                called=row.called,
-                caller_name=row.caller_name,
-                started_at=row.started_at,
-                end_reason="engine-died",
-            )
-            pauses = [PauseSpan(**p) for p in row.pauses]
-            meta = build_metadata(
-                facts, path=row.path, duration=seconds, pauses=pauses, status="recovered"
-            )
-            self.store.finish(meta)
-            self._audit(
-                "recording.recover",
-                meta.call_id,
-                {"seconds": round(seconds, 3), "header_repaired": repaired},
-            )
-            log.warning(
-                "recording.recovered",
-                call_id=row.call_id,
-                path=row.path,
-                seconds=round(seconds, 3),
-                header_repaired=repaired,
-            )
-            recovered.append(meta)
-            self._tell(meta)
+        recovered: list[RecordingMeta] = self.runner.submit("recover").result()
         return recovered
 
     # ------------------------------------------------------------- helpers
-    def _tell(self, meta: RecordingMeta) -> None:
-        for listener in self.listeners:
-            try:
-                listener(meta)
-            except Exception as exc:  # a broken listener never loses the recording
-                log.error(
-                    "recording.listener_failed",
-                    call_id=meta.call_id,
-                    listener=getattr(listener, "__qualname__", repr(listener)),
-                    error=f"{type(exc).__name__}: {exc}",
-                )
-
-    def _audit(self, event: str, key: str, details: Mapping[str, Any]) -> None:
-        if self.audit is None:
-            return
+    def _submit(self, op: str, *args: Any) -> Future[Any]:
         try:
-            self.audit(event, key, details)
-        except Exception as exc:
-            log.error("recording.audit_failed", event=event, call_id=key, error=str(exc))
+            future = self.runner.submit(op, *args)
+        except RuntimeError as exc:  # after close() or a dead worker: never silently
+            log.error(
+                "recording.store_closed", job=op, error=str(exc), hint="a call ended after stop"
+            )
+            future = Future()
+            future.set_exception(exc)
+            return future
+        future.add_done_callback(lambda f: self._failed(op, f))
+        return future
 
-    def _submit(self, fn: Callable[..., None], *args: Any) -> None:
-        def run() -> None:
-            try:
-                fn(*args)
-            except Exception:
-                log.exception("recording.store_failed", job=fn.__name__)
-
-        try:
-            future = self._executor.submit(run)
-        except RuntimeError:  # after close(): nothing may be lost silently
-            log.error("recording.store_closed", job=fn.__name__, hint="a call ended after stop")
-            return
-        self._pending.add(future)
-        future.add_done_callback(self._pending.discard)
+    @staticmethod
+    def _failed(op: str, done: Future[Any]) -> None:
+        exc = None if done.cancelled() else done.exception()
+        if exc is not None:
+            log.error("recording.store_failed", job=op, error=f"{type(exc).__name__}: {exc}")
 
     def drain(self, timeout: float = 10.0) -> None:
         """Wait until every queued write and listener has run (blocking)."""
-        done = self._executor.submit(lambda: None)
-        done.result(timeout)
+        self.runner.submit("noop").result(timeout)
 
     async def close(self, grace: float = 5.0) -> None:
         """Finish what is in progress (calls were hung up: their applications get
@@ -447,4 +375,4 @@ class Recorder:
                 active.app_done = True
                 self._maybe_finish(active)
         await asyncio.to_thread(self.drain, 30.0)
-        self._executor.shutdown(wait=True)
+        await self.runner.aclose()
