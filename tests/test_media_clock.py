@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import statistics
 import time
+
+import pytest
 
 from media.rtp.clock import MAX_CATCH_UP_PERIODS, MediaClock
 
@@ -52,10 +55,10 @@ async def test_long_stall_is_skipped_and_reported() -> None:
     assert 6 <= skips[0] <= 10
 
 
-async def test_every_stream_sends_before_any_does_its_slower_work() -> None:
+async def test_every_stream_of_a_lane_sends_before_any_does_its_slower_work() -> None:
     loop = asyncio.get_running_loop()
     clock = MediaClock(loop)
-    order: list[tuple[str, int]] = []
+    order: list[tuple[float, str, int]] = []
     done = asyncio.Event()
 
     class Member:
@@ -63,22 +66,55 @@ async def test_every_stream_sends_before_any_does_its_slower_work() -> None:
             self.n = n
 
         def tick(self, now: float, skipped: int = 0) -> None:
-            order.append(("send", self.n))
+            order.append((now, "send", self.n))
 
         def after_tick(self, now: float) -> None:
-            order.append(("work", self.n))
-            if len(order) >= 6:
+            order.append((now, "work", self.n))
+            if len(order) >= 40:
                 done.set()
 
-    for n in range(3):
+    for n in range(8):  # 4 lanes for 20 ms: members n and n + 4 share lane n
         clock.register(Member(n), 20)
     await asyncio.wait_for(done.wait(), 2)
     clock.close()
-    assert order[:6] == [
-        ("send", 0),
-        ("send", 1),
-        ("send", 2),
-        ("work", 0),
-        ("work", 1),
-        ("work", 2),
-    ]
+    bursts: dict[float, list[tuple[str, int]]] = {}
+    for now, what, n in order:
+        bursts.setdefault(now, []).append((what, n))
+    complete = [b for b in bursts.values() if len(b) == 4]
+    assert len(complete) >= 6
+    for burst in complete:
+        lane = {n % 4 for _, n in burst}
+        assert len(lane) == 1, burst  # a burst is one lane's two members
+        (k,) = lane
+        assert burst == [("send", k), ("send", k + 4), ("work", k), ("work", k + 4)]
+
+
+async def test_lanes_spread_the_streams_over_the_period() -> None:
+    loop = asyncio.get_running_loop()
+    clock = MediaClock(loop)
+    fired: dict[int, list[float]] = {}
+    done = asyncio.Event()
+
+    class Member:
+        def __init__(self, n: int) -> None:
+            self.n = n
+
+        def tick(self, now: float, skipped: int = 0) -> None:
+            fired.setdefault(self.n, []).append(now)
+            if sum(map(len, fired.values())) >= 40:
+                done.set()
+
+        def after_tick(self, now: float) -> None:
+            pass
+
+    for n in range(4):
+        clock.register(Member(n), 20)
+    await asyncio.wait_for(done.wait(), 2)
+    clock.close()
+    # Each lane keeps a 20 ms period; lane k runs about k * 5 ms after lane 0.
+    for times in fired.values():
+        gaps = [b - a for a, b in itertools.pairwise(times)]
+        assert statistics.median(gaps) == pytest.approx(0.020, abs=0.002)
+    firsts = sorted(times[1] for times in fired.values())
+    offsets = [(t - firsts[0]) % 0.020 for t in firsts]
+    assert offsets == pytest.approx([0.0, 0.005, 0.010, 0.015], abs=0.002)
