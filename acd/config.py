@@ -27,6 +27,12 @@ the names under ``queues:``)::
     agents:
       alice: {skills: {billing: 5}, groups: [tier1], wrap_up: 5, lease: 120,
               uri: "sip:alice@10.0.0.5:5060"}     # her phone: the engine rings it
+    callbacks:                                  # callers who asked to be called back
+      dial: "sip:{number}@{pbx}"                # the customer's leg: {number} theirs,
+                                                # {pbx} host:port their call came from
+      ring_timeout: 30                          # seconds for the customer to answer
+      attempts: 3                               # customer legs at most ...
+      retry_after: 120                          # ... this many seconds apart
 
 Errors (the file is refused, nothing running changes): YAML syntax and
 duplicate keys, unknown keys, unknown skills/groups/strategies/queues,
@@ -53,6 +59,7 @@ from acd.model import (
     AcdConfig,
     AgentConfig,
     Announcements,
+    CallbackPolicy,
     NoAgentsPolicy,
     OverflowAction,
     QueueConfig,
@@ -65,7 +72,8 @@ from ivr.yamldoc import DataPath, YamlDoc, YamlError, load_yaml, parse_yaml
 
 __all__ = ["AcdConfigError", "check_config_text", "load_config", "parse_config"]
 
-_TOP = ("skills", "groups", "defaults", "queues", "agents")
+_TOP = ("skills", "groups", "defaults", "queues", "agents", "callbacks")
+_CALLBACKS = ("dial", "ring_timeout", "attempts", "retry_after")
 _QUEUE = (
     "priority",
     "strategy",
@@ -258,7 +266,63 @@ class _Reader:
                 queues[queue.name] = queue
         self.check_overflow(queues)
         self.check_reachable(queues, agents)
-        return AcdConfig(tuple(sorted(self.skills)), queues, agents)
+        callbacks = self.read_callbacks(data.get("callbacks"))
+        return AcdConfig(tuple(sorted(self.skills)), queues, agents, callbacks)
+
+    def read_callbacks(self, value: Any) -> CallbackPolicy:
+        """The top-level ``callbacks:`` section (absent: callbacks are not offered)."""
+        if value is None:
+            return CallbackPolicy()
+        path: DataPath = ("callbacks",)
+        what = "callbacks"
+        example = '`callbacks: {dial: "sip:{number}@pbx.example.com"}`'
+        body = self.mapping(value, path, what, example)
+        self.known_keys(body, _CALLBACKS, path, what)
+        dial = body.get("dial")
+        if dial is not None:
+            dial = self.callback_dial(dial, (*path, "dial"))
+        ring = self.number(body, "ring_timeout", path, "callbacks ring_timeout", positive=True)
+        retry = self.number(body, "retry_after", path, "callbacks retry_after")
+        attempts = self.number(
+            body, "attempts", path, "callbacks attempts", positive=True, integer=True
+        )
+        default = CallbackPolicy()
+        return CallbackPolicy(
+            dial=dial,
+            ring_timeout=ring if ring is not None else default.ring_timeout,
+            attempts=int(attempts) if attempts is not None else default.attempts,
+            retry_after=retry if retry is not None else default.retry_after,
+        )
+
+    def callback_dial(self, value: Any, path: DataPath) -> str | None:
+        """A ``sip:`` URI template holding ``{number}`` (None when bad, reported)."""
+        hint = (
+            "write e.g. sip:{number}@{pbx} ({number}: the caller's number, {pbx}: the"
+            " host:port their call came from) or sip:{number}@pbx.example.com:5060"
+        )
+        if not isinstance(value, str) or not value.strip():
+            self.error(path, f"callbacks dial must be a SIP URI template, not {_kind(value)}", hint)
+            return None
+        text = value.strip()
+        try:
+            sample = text.format(number="5551234", pbx="192.0.2.1:5060")
+        except (KeyError, IndexError, ValueError) as exc:
+            self.error(
+                path,
+                f"callbacks dial {text!r} is not a valid template ({exc!r}): "
+                "only {number} and {pbx} may appear in braces",
+                hint,
+            )
+            return None
+        if "{number}" not in text:
+            self.error(path, f"callbacks dial {text!r} does not hold {{number}}", hint)
+            return None
+        scheme, _, rest = sample.partition(":")
+        host = rest.rpartition("@")[2].split(";", 1)[0]
+        if scheme.lower() != "sip" or not host or host.startswith(":"):
+            self.error(path, f"callbacks dial {text!r} is not a sip: URI with a host", hint)
+            return None
+        return text
 
     def name_list(self, value: Any, path: DataPath, what: str) -> list[str]:
         if isinstance(value, dict):

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from bisect import insort
 from collections.abc import Callable
 from typing import Any
 
@@ -65,7 +66,7 @@ from acd.events import (
     RequestCallback,
 )
 from acd.ewt import HandleTimes, ServingAgents, announcement_text
-from acd.explain import Candidate, Explanation
+from acd.explain import Considered, Explanation
 from acd.index import IndexedMatcher
 from acd.matching import Entry, Matcher
 from acd.model import (
@@ -104,6 +105,9 @@ __all__ = ["Router", "check_config"]
 
 _AVAILABLE = AgentState.AVAILABLE
 _OFFLINE = AgentState.OFFLINE
+_RESERVED = AgentState.RESERVED
+_ON_CALL = AgentState.ON_CALL
+_WRAP_UP = AgentState.WRAP_UP
 _WAITING = CallState.WAITING
 _RINGING = CallState.RINGING
 _ANSWERED = CallState.ANSWERED
@@ -171,6 +175,9 @@ class Router:
         self._agent_queues: dict[int, tuple[str, ...]] = {}
         self._staffed: dict[str, int] = {}
         self._serving: dict[str, ServingAgents] = {}
+        """Per queue; queues served by the same agents share one tally."""
+        self._agent_pools: dict[int, tuple[ServingAgents, ...]] = {}
+        """The distinct serving tallies each agent (by index) counts in."""
         self._in_matcher: set[str] = set()
         """Available agents the matcher knows (an agent who takes a call the
         moment they become available never enters it)."""
@@ -549,20 +556,23 @@ class Router:
         old = agent.state
         if old is new and agent.reason == reason:
             return
-        if old is _AVAILABLE and agent.name in self._in_matcher:
-            self._in_matcher.discard(agent.name)
+        name = agent.config.name
+        if old is _AVAILABLE and name in self._in_matcher:
+            self._in_matcher.discard(name)
             self._matcher.remove_agent(agent)
-        self._record(
-            AgentStateRecord(now, agent.name, old.value, new.value, agent.state_since, reason)
+        # _value_: the plain string, without the enum's value property
+        self.records.append(
+            AgentStateRecord(now, name, old._value_, new._value_, agent.state_since, reason)
         )
-        busy = (AgentState.ON_CALL, AgentState.WRAP_UP)
-        if not (old in busy and new in busy):
+        if old is not new and not (
+            (old is _ON_CALL or old is _WRAP_UP) and (new is _ON_CALL or new is _WRAP_UP)
+        ):
             self._serve(agent, old, -1)
             self._serve(agent, new, 1)
         agent.state = new
         agent.state_since = now
         agent.reason = reason
-        out.append(AgentStateChanged(agent.name, old, new, reason, now))
+        out.append(AgentStateChanged(name, old, new, reason, now))
         if new is _AVAILABLE and old is not _AVAILABLE:
             agent.idle_since = now  # into the matcher in _dispatch_agent, if no call takes them
         if old is _OFFLINE and new is not _OFFLINE:
@@ -656,10 +666,10 @@ class Router:
             return
         if self._no_agents(call, queue, now, out):
             return
-        self._wait(call)
         if call.max_wait_at is not None:
             self._schedule(call.max_wait_at, _MAX_WAIT, call)
-        self._dispatch_call(call, now, "call_arrived", out)
+        if not self._dispatch_call(call, now, "call_arrived", out, queued=False):
+            self._wait(call)
         announce = queue.announce
         call.next_announce = None
         if announce is not None and call.callback is None and call.state is not _ANSWERED:
@@ -695,8 +705,11 @@ class Router:
         # the same step again when float rounding puts the wait just short of its end
         self._set_step(call, now, min(call.step + 1, len(self.config.queues[call.queue].steps) - 1))
         if waiting:
-            self._matcher.add_call(call)
-            self._dispatch_call(call, now, "step_relaxed", out)
+            if self._dispatch_call(call, now, "step_relaxed", out, queued=False):
+                self._lines[call.queue].remove(call.rank)  # offered: out of its line too
+                self._call_ids.pop(call.seq, None)
+            else:
+                self._matcher.add_call(call)
 
     def _no_agents(self, call: Call, queue: QueueConfig, now: float, out: list[Effect]) -> bool:
         """Apply the queue's no-agents policy; True if the call overflowed."""
@@ -806,8 +819,9 @@ class Router:
             return
         if self._no_agents(call, self.config.queues[call.queue], now, out):
             return
-        self._wait(call)
-        self._dispatch_call(call, now, "requeued", out)
+        call.state = _WAITING
+        if not self._dispatch_call(call, now, "requeued", out, queued=False):
+            self._wait(call)
 
     def _end_answered(self, call: Call, now: float, out: list[Effect]) -> None:
         agent = self._agents.get(call.agent or "")
@@ -853,20 +867,28 @@ class Router:
         self._release(agent, now, out)
 
     # ---------------------------------------------------------- decisions
-    def _dispatch_call(self, call: Call, now: float, trigger: str, out: list[Effect]) -> None:
-        """The call starts waiting: offer it to the strategy's choice."""
+    def _dispatch_call(
+        self, call: Call, now: float, trigger: str, out: list[Effect], queued: bool = True
+    ) -> bool:
+        """The call starts waiting: offer it to the strategy's choice; True
+        if offered. ``queued``: the call is in its line and the matcher
+        (else the caller puts it there when this returns False, which
+        spares adding a call that is offered at once and removing it again)."""
         strategy = self._strategies.get(self.config.queues[call.queue].strategy)
         pointer = self._rr.get(call.queue) if strategy.rotate else None
         found = self._matcher.agents_for(
             call.requirement, strategy, pointer, None if strategy.ring_all else self._candidates
         )
         if not found:
-            return
+            return False
         chosen = len(found) if strategy.ring_all else 1
-        why = self._explain(call, strategy, trigger, found, chosen, None, now)
+        # what the explanation needs, as it is now (it formats it when asked)
+        considered = tuple([(a.config, now - a.idle_since, entry[0]) for a, entry in found])
+        why = self._explain(call, strategy, trigger, considered, chosen, None, now)
         if strategy.rotate:
             self._rr[call.queue] = found[0][1]
-        self._offer(call, [agent for agent, _ in found[:chosen]], why, now, out)
+        self._offer(call, [agent for agent, _ in found[:chosen]], why, now, out, queued)
+        return True
 
     def _dispatch_agent(self, agent: Agent, now: float, out: list[Effect]) -> None:
         """The agent became available: offer them the best call they can take."""
@@ -877,7 +899,8 @@ class Router:
             return
         strategy = self._strategies.get(self.config.queues[call.queue].strategy)
         entry: Entry = (strategy.key(agent), agent.index)
-        why = self._explain(call, strategy, "agent_available", [(agent, entry)], 1, eligible, now)
+        considered = ((agent.config, now - agent.idle_since, entry[0]),)
+        why = self._explain(call, strategy, "agent_available", considered, 1, eligible, now)
         if strategy.rotate:
             self._rr[call.queue] = entry
         self._offer(call, [agent], why, now, out)
@@ -887,21 +910,11 @@ class Router:
         call: Call,
         strategy: Strategy,
         trigger: str,
-        found: list[tuple[Agent, Entry]],
+        considered: Considered,
         chosen: int,
         eligible: int | None,
         now: float,
     ) -> Explanation:
-        skills = call.requirement.skills
-        candidates = tuple(
-            Candidate(
-                agent.name,
-                tuple((name, agent.config.skills.get(name, 0)) for name, _ in skills),
-                now - agent.idle_since,
-                entry[0],
-            )
-            for agent, entry in found
-        )
         return Explanation(
             trigger,
             call.queue,
@@ -910,15 +923,22 @@ class Router:
             call.requirement,
             call.priority,
             now - call.enqueued_at,
-            candidates,
+            considered,
             chosen,
             eligible,
         )
 
     def _offer(
-        self, call: Call, agents: list[Agent], why: Explanation, now: float, out: list[Effect]
+        self,
+        call: Call,
+        agents: list[Agent],
+        why: Explanation,
+        now: float,
+        out: list[Effect],
+        queued: bool = True,
     ) -> None:
-        self._unwait(call)
+        if queued:
+            self._unwait(call)
         call.state = _RINGING
         call.offer_seq += 1
         call.ringing = [agent.name for agent in agents]
@@ -961,18 +981,19 @@ class Router:
         """Count ``agent`` in (``delta`` 1) or out of (-1) the serving
         tallies of its queues, as an agent in ``state``."""
         if state is _AVAILABLE:
-            for queue in self._agent_queues.get(agent.index, ()):
-                self._serving[queue].available += delta
-        elif state is AgentState.RESERVED:
-            for queue in self._agent_queues.get(agent.index, ()):
-                self._serving[queue].reserved += delta
-        elif state is AgentState.ON_CALL or state is AgentState.WRAP_UP:
+            for pool in self._agent_pools.get(agent.index, ()):
+                pool.available += delta
+        elif state is _RESERVED:
+            for pool in self._agent_pools.get(agent.index, ()):
+                pool.reserved += delta
+        elif state is _ON_CALL or state is _WRAP_UP:
             entry = (agent.busy_since, agent.index)
-            for queue in self._agent_queues.get(agent.index, ()):
-                if delta > 0:
-                    self._serving[queue].busy.add(entry)
-                else:
-                    self._serving[queue].busy.remove(entry)
+            if delta > 0:
+                for pool in self._agent_pools.get(agent.index, ()):
+                    insort(pool.busy, entry)  # ServingAgents.add_busy, inline
+            else:
+                for pool in self._agent_pools.get(agent.index, ()):
+                    pool.remove_busy(entry)
 
     # ------------------------------------------------ reconfigure, persist
     def reconfigure(self, now: float, config: AcdConfig) -> list[Effect]:

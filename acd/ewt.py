@@ -31,11 +31,10 @@ from __future__ import annotations
 
 import heapq
 import math
+from bisect import bisect_left, insort
 from collections import deque
 from collections.abc import Iterable
 from typing import Any
-
-from sortedcontainers import SortedList
 
 __all__ = ["HandleTimes", "ServingAgents", "announcement_text", "estimate_wait", "wait_text"]
 
@@ -82,32 +81,50 @@ class HandleTimes:
 
 
 class ServingAgents:
-    """The agents serving one queue, kept so that an estimate costs
-    O(log n) instead of a pass over them: how many are available, how many
+    """The agents serving one queue, kept so that an estimate costs a
+    lookup instead of a pass over them: how many are available, how many
     ringing, and the answer times of those on a call or in wrap-up (the
     earliest answered frees up first). Gives the same value as
-    :func:`estimate_wait` over the same agents."""
+    :func:`estimate_wait` over the same agents.
+
+    ``busy`` is a plain list kept sorted with ``bisect`` (C-level search and
+    memmove: for the agents of one queue, cheaper than a SortedList's
+    bookkeeping; answers come in time order, so most additions append)."""
 
     __slots__ = ("available", "busy", "reserved")
 
     def __init__(self) -> None:
         self.available = 0
         self.reserved = 0
-        self.busy: SortedList = SortedList()  # (busy_since, agent index)
+        self.busy: list[tuple[float, int]] = []  # sorted (busy_since, agent index)
 
     def __len__(self) -> int:
         return self.available + self.reserved + len(self.busy)
 
+    def add_busy(self, entry: tuple[float, int]) -> None:
+        """An agent (``(busy_since, index)``) went on a call."""
+        insort(self.busy, entry)
+
+    def remove_busy(self, entry: tuple[float, int]) -> None:
+        """The agent of ``entry`` is no longer on a call or in wrap-up."""
+        busy = self.busy
+        index = bisect_left(busy, entry)
+        if index == len(busy) or busy[index] != entry:
+            raise ValueError(f"{entry} is not among the busy agents")
+        del busy[index]
+
     def estimate(self, position: int, now: float, aht: float) -> float | None:
         """EWT of the caller at ``position`` (see the module docstring)."""
-        n = len(self)
+        available = self.available
+        busy = self.busy
+        n = available + self.reserved + len(busy)
         if n == 0:
             return None
         rounds, k = divmod(position - 1, n)
-        if k < self.available:
+        if k < available:
             nth = 0.0
-        elif k < self.available + len(self.busy):
-            busy_since = self.busy[k - self.available][0]
+        elif k < available + len(busy):
+            busy_since = busy[k - available][0]
             nth = max(0.0, aht - (now - busy_since))
         else:
             nth = aht

@@ -19,9 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from acd.model import Requirement
+from acd.model import AgentConfig, Requirement
 
-__all__ = ["Candidate", "Explanation"]
+__all__ = ["Candidate", "Considered", "Explanation"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,10 +35,20 @@ class Candidate:
     key: tuple[Any, ...]
 
 
+Considered = tuple[tuple[AgentConfig, float, tuple[Any, ...]], ...]
+"""The candidates as the router saw them: (agent configuration, seconds idle,
+strategy sort key) each."""
+
+
 @dataclass(frozen=True, slots=True)
 class Explanation:
     """Why this offer: trigger, queue, strategy, the step in force and its
-    requirement, the call's priority and wait, and the candidates."""
+    requirement, the call's priority and wait, and the candidates.
+
+    Built on every offer, so the router stores only what it already holds at
+    decision time (``considered``: each candidate's configuration, which is
+    immutable, their idle time then and their sort key); :attr:`candidates`,
+    :meth:`text` and :meth:`to_dict` format it when asked."""
 
     trigger: str
     queue: str
@@ -47,10 +57,25 @@ class Explanation:
     requirement: Requirement
     priority: int
     waited: float
-    candidates: tuple[Candidate, ...]
+    considered: Considered
     chosen: int = 1
     """How many of ``candidates`` were offered the call (all for ring-all)."""
     calls_eligible: int | None = None
+
+    @property
+    def candidates(self) -> tuple[Candidate, ...]:
+        """The agents the strategy looked at, the chosen ones first, with
+        their level on each skill of the requirement."""
+        skills = self.requirement.skills
+        return tuple(
+            Candidate(
+                config.name,
+                tuple((name, config.skills.get(name, 0)) for name, _ in skills),
+                idle_for,
+                key,
+            )
+            for config, idle_for, key in self.considered
+        )
 
     def text(self) -> str:
         """One line for logs and the agent's screen."""
@@ -59,11 +84,12 @@ class Explanation:
             f"({self.requirement.describe()}), priority {self.priority}, "
             f"waited {self.waited:.1f}s"
         )
-        chosen = self.candidates[: self.chosen]
+        candidates = self.candidates
+        chosen = candidates[: self.chosen]
         names = ", ".join(_describe(c) for c in chosen)
         if self.trigger == "agent_available":
             return f"{head}; {names} became available; first of {self.calls_eligible} calls"
-        rest = self.candidates[self.chosen :]
+        rest = candidates[self.chosen :]
         text = f"{head}; {self.strategy} chose {names}"
         if rest:
             text += "; next: " + ", ".join(_describe(c) for c in rest)

@@ -29,9 +29,9 @@ an agent is the smallest head among those buckets.
 from __future__ import annotations
 
 import heapq
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable, Iterator
-from itertools import chain
+from itertools import chain, islice
 
 from sortedcontainers import SortedList
 
@@ -46,13 +46,19 @@ class _Lists:
     """The available agents of one source (a skill at one level, a group,
     or everyone): their indexes, and sorted lists of their entries for the
     key functions that queries have asked this source for (built on first
-    use, then kept up to date)."""
+    use, then kept up to date).
+
+    The sorted lists are plain Python lists kept in order with ``bisect``:
+    an update is one C-level binary search and one memmove, which for the
+    sizes a source has (the available agents holding one skill at one
+    level: hundreds to a few thousand) costs less than a SortedList's
+    Python-level bookkeeping (measured in bench/acd_day.py)."""
 
     __slots__ = ("lists", "members")
 
     def __init__(self) -> None:
         self.members: set[int] = set()
-        self.lists: dict[SortKey, SortedList] = {}
+        self.lists: dict[SortKey, list[Entry]] = {}
 
     @property
     def count(self) -> int:
@@ -69,6 +75,11 @@ class IndexedMatcher:
         self._by_skill: dict[tuple[str, int], _Lists] = {}
         self._by_group: dict[str, _Lists] = {}
         self._all = _Lists()
+        self._agent_sources: dict[int, tuple[_Lists, ...]] = {}
+        self._fixed_passes: dict[tuple[Requirement, SortKey, bool], list[list[list[Entry]]]] = {}
+        """agents_for's lists for a requirement of at most one skill (see there)."""
+        """Each agent's sources (an agent's skills and groups do not change
+        while this matcher lives: a reconfiguration builds a new one)."""
         # calls
         self._requirements: list[Requirement] = []
         self._requirement_ids: dict[Requirement, int] = {}
@@ -84,11 +95,13 @@ class IndexedMatcher:
             lists = self._by_skill.get((skill, level))
             if lists is None:
                 lists = self._by_skill[(skill, level)] = _Lists()
+                self._fixed_passes.clear()  # a query may have to walk it too
             yield lists
         for group in agent.config.groups:
             lists = self._by_group.get(group)
             if lists is None:
                 lists = self._by_group[group] = _Lists()
+                self._fixed_passes.clear()
             yield lists
         yield self._all
 
@@ -97,21 +110,24 @@ class IndexedMatcher:
         entries = {key: (key(agent), index) for key in self._keys}
         self._entries[index] = entries
         self._available[index] = agent
-        for source in self._sources(agent):
+        sources = self._agent_sources.get(index)
+        if sources is None:
+            sources = self._agent_sources[index] = tuple(self._sources(agent))
+        for source in sources:
             source.members.add(index)
             for key, ordered in source.lists.items():
-                ordered.add(entries[key])
+                insort(ordered, entries[key])
 
     def remove_agent(self, agent: Agent) -> None:
         index = agent.index
         entries = self._entries.pop(index)
         del self._available[index]
-        for source in self._sources(agent):
+        for source in self._agent_sources[index]:
             source.members.discard(index)
             for key, ordered in source.lists.items():
-                ordered.remove(entries[key])
+                del ordered[bisect_left(ordered, entries[key])]  # it is there: entries are unique
 
-    def _ordered_list(self, source: _Lists, key: SortKey) -> SortedList:
+    def _ordered_list(self, source: _Lists, key: SortKey) -> list[Entry]:
         """``source``'s agents sorted by ``key`` (built on the first query)."""
         ordered = source.lists.get(key)
         if ordered is None:
@@ -120,17 +136,65 @@ class IndexedMatcher:
                 for index, agent in self._available.items():
                     self._entries[index][key] = (key(agent), index)
             entries = self._entries
-            ordered = source.lists[key] = SortedList(
-                entries[index][key] for index in source.members
-            )
+            ordered = source.lists[key] = sorted(entries[index][key] for index in source.members)
         return ordered
 
     def agents_for(
         self, requirement: Requirement, strategy: Strategy, pointer: Entry | None, limit: int | None
     ) -> list[tuple[Agent, Entry]]:
+        if not self._available:
+            return []
+        found: list[tuple[Agent, Entry]] = []
+        skills_needed = requirement.skills
+        groups_needed = requirement.groups
+        if len(skills_needed) <= 1 and not groups_needed and not strategy.rotate:
+            # every agent in the lists qualifies (they hold the one skill at
+            # the level, or nothing is required): the first ``limit`` in
+            # order; which lists to walk depends only on the requirement and
+            # the strategy (until a new source appears: see _sources)
+            cache_key = (requirement, strategy.key, strategy.by_level)
+            passes = self._fixed_passes.get(cache_key)
+            if passes is None:
+                passes = self._fixed_passes[cache_key] = self._passes(requirement, strategy)[0]
+            available = self._available
+            for lists in passes:
+                want = None if limit is None else limit - len(found)
+                for entry in _first(lists, want):
+                    found.append((available[entry[1]], entry))
+                if limit is not None and len(found) >= limit:
+                    break
+            return found
+        passes, dedupe = self._passes(requirement, strategy)
+        seen: set[int] = set()
+        for lists in passes:
+            for entry in _ordered(lists, pointer if strategy.rotate else None):
+                index = entry[1]
+                if dedupe:
+                    if index in seen:
+                        continue
+                    seen.add(index)
+                agent = self._available[index]
+                config = agent.config
+                ok = True
+                for skill, level in skills_needed:
+                    if config.skills.get(skill, 0) < level:
+                        ok = False
+                        break
+                if not ok or (groups_needed and groups_needed.isdisjoint(config.groups)):
+                    continue
+                found.append((agent, entry))
+                if limit is not None and len(found) >= limit:
+                    return found
+        return found
+
+    def _passes(
+        self, requirement: Requirement, strategy: Strategy
+    ) -> tuple[list[list[list[Entry]]], bool]:
+        """The sorted lists to walk, pass after pass (by_level: one pass per
+        level, highest first), and whether an agent can appear twice."""
         key = strategy.key
         lst = self._ordered_list
-        passes: list[list[SortedList]]
+        passes: list[list[list[Entry]]]
         dedupe = False
         if requirement.skills:
             if strategy.by_level:
@@ -157,31 +221,7 @@ class IndexedMatcher:
             passes, dedupe = [self._group_lists(requirement, key)], True
         else:
             passes = [[lst(self._all, key)]]
-
-        found: list[tuple[Agent, Entry]] = []
-        seen: set[int] = set()
-        skills_needed = requirement.skills
-        groups_needed = requirement.groups
-        for lists in passes:
-            for entry in _ordered(lists, pointer if strategy.rotate else None):
-                index = entry[1]
-                if dedupe:
-                    if index in seen:
-                        continue
-                    seen.add(index)
-                agent = self._available[index]
-                config = agent.config
-                ok = True
-                for skill, level in skills_needed:
-                    if config.skills.get(skill, 0) < level:
-                        ok = False
-                        break
-                if not ok or (groups_needed and groups_needed.isdisjoint(config.groups)):
-                    continue
-                found.append((agent, entry))
-                if limit is not None and len(found) >= limit:
-                    return found
-        return found
+        return passes, dedupe
 
     def _available_at_least(self, skill_level: tuple[str, int]) -> int:
         skill, low = skill_level
@@ -199,7 +239,7 @@ class IndexedMatcher:
             if (lists := self._by_group.get(group)) is not None
         )
 
-    def _group_lists(self, requirement: Requirement, key: SortKey) -> list[SortedList]:
+    def _group_lists(self, requirement: Requirement, key: SortKey) -> list[list[Entry]]:
         return [
             self._ordered_list(self._by_group[group], key)
             for group in sorted(requirement.groups)
@@ -227,7 +267,12 @@ class IndexedMatcher:
         del self._calls[call.seq]
 
     def call_for(self, agent: Agent) -> tuple[Call | None, int]:
-        checked, matched = self._agent_requirements.get(agent.index, (0, []))
+        if not self._calls:
+            return None, 0
+        known = self._agent_requirements.get(agent.index)
+        if known is None:
+            known = (0, [])
+        checked, matched = known
         if checked < len(self._requirements):
             # only requirements anchored on one of the agent's skills or
             # groups (or on nothing) can match; each is checked once per agent
@@ -275,13 +320,29 @@ def _agent_anchors(agent: Agent) -> Iterator[tuple[str, str]]:
     yield ("any", "")
 
 
-def _ordered(lists: list[SortedList], pointer: Entry | None) -> Iterable[Entry]:
+def _first(lists: list[list[Entry]], limit: int | None) -> Iterable[Entry]:
+    """The first ``limit`` entries (``None``: all) of ``lists`` merged in order."""
+    filled = [ordered for ordered in lists if ordered]
+    if len(filled) == 1:
+        return filled[0] if limit is None else islice(filled[0], limit)
+    if not filled:
+        return ()
+    if limit is None:
+        return heapq.merge(*filled)
+    return sorted(chain.from_iterable(islice(ordered, limit) for ordered in filled))[:limit]
+
+
+def _ordered(lists: list[list[Entry]], pointer: Entry | None) -> Iterable[Entry]:
     """Entries of ``lists`` in order; with a round-robin ``pointer``, those
     after it first, then the others."""
     if pointer is None:
         if len(lists) == 1:
             return lists[0]
         return heapq.merge(*lists)
-    after = [sl.irange(minimum=pointer, inclusive=(False, True)) for sl in lists]
-    before = [sl.irange(maximum=pointer, inclusive=(True, True)) for sl in lists]
+    cuts = [bisect_right(ordered, pointer) for ordered in lists]
+    after = [
+        map(ordered.__getitem__, range(cut, len(ordered)))
+        for ordered, cut in zip(lists, cuts, strict=True)
+    ]
+    before = [islice(ordered, cut) for ordered, cut in zip(lists, cuts, strict=True)]
     return chain(heapq.merge(*after), heapq.merge(*before))

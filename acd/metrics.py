@@ -95,8 +95,6 @@ STATE_ALIASES: Mapping[str, str] = {
     "logged_off": "offline",
 }
 
-_STATE_SECONDS = {state: f"{state}_s" for state in AGENT_STATES}
-
 MISSED_OFFER_REASONS = frozenset({"rna", "declined"})
 """call_requeued reasons that count as an offer the agent missed (no answer, rejected)."""
 
@@ -389,10 +387,14 @@ class AcdMetrics:
     # ------------------------------------------------------------- events
     def enqueued(self, call_id: str, queue: str, at: float, ewt: float | None = None) -> None:
         """A caller entered ``queue``; ``ewt`` is the wait the router predicted then."""
-        start = self.interval_start(at)
+        size = self._size
+        start = (at // size) * size  # interval_start(at)
         self._q(queue, start).offered += 1
         self.waiting[call_id] = WaitingCall(queue, at, start, ewt)
-        self.queue_waiting.setdefault(queue, {})[call_id] = at
+        waiting = self.queue_waiting.get(queue)
+        if waiting is None:
+            waiting = self.queue_waiting[queue] = {}
+        waiting[call_id] = at
         if ewt is not None:
             self.last_ewt[queue] = ewt
 
@@ -546,13 +548,29 @@ class AcdMetrics:
     def _book(self, agent: str, state: str, since: float, until: float) -> None:
         if state == "offline" or until <= since:
             return
-        attr = _STATE_SECONDS[state]
         size = self._size
+        intervals = self.agent_intervals
+        dirty = self.dirty_agents
         t = since
-        while t < until:
-            end = min(until, (t // size + 1) * size)
-            c = self._a(agent, t)
-            setattr(c, attr, getattr(c, attr) + (end - t))
+        while t < until:  # the interval of t, as _a cuts it, then the next
+            q = t // size
+            end = min(until, (q + 1) * size)
+            key = (agent, q * size)
+            c = intervals.get(key)
+            if c is None:
+                c = intervals[key] = AgentCounters()
+            dirty.add(key)
+            seconds = end - t
+            if state == "available":
+                c.available_s += seconds
+            elif state == "on_call":
+                c.on_call_s += seconds
+            elif state == "reserved":
+                c.reserved_s += seconds
+            elif state == "wrap_up":
+                c.wrap_up_s += seconds
+            else:
+                c.not_ready_s += seconds
             t = end
 
     # ------------------------------------------------------------ records

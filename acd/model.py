@@ -41,6 +41,7 @@ __all__ = [
     "Announcements",
     "Call",
     "CallState",
+    "CallbackPolicy",
     "NoAgentsPolicy",
     "OverflowAction",
     "QueueConfig",
@@ -223,13 +224,30 @@ class AgentConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class CallbackPolicy:
+    """How the engine calls back callers who asked for it (routing never reads
+    it): ``dial`` is the URI template of the customer's leg (``{number}`` is
+    the number the caller left, ``{pbx}`` the ``host:port`` their call came
+    from, e.g. ``sip:{number}@{pbx}`` back through the Asterisk trunk;
+    ``None``: callbacks are not offered); ``ring_timeout`` seconds for the
+    customer to answer; ``attempts`` customer legs at most, ``retry_after``
+    seconds apart (each retry waits its turn in line again)."""
+
+    dial: str | None = None
+    ring_timeout: float = 30.0
+    attempts: int = 3
+    retry_after: float = 120.0
+
+
+@dataclass(frozen=True, slots=True)
 class AcdConfig:
     """Skills, queues and agents. Agent order is meaningful: round robin
-    walks agents in this order."""
+    walks agents in this order. ``callbacks``: see :class:`CallbackPolicy`."""
 
     skills: tuple[str, ...]
     queues: Mapping[str, QueueConfig]
     agents: Mapping[str, AgentConfig]
+    callbacks: CallbackPolicy = CallbackPolicy()
 
 
 @dataclass(slots=True, eq=False)

@@ -72,7 +72,24 @@ def install(router: Router, config: AcdConfig) -> None:
         for index in router._queue_agents[name]:
             router._agent_queues[index] = (*router._agent_queues.get(index, ()), name)
     router._staffed = {name: 0 for name in config.queues}
-    router._serving = {name: ServingAgents() for name in config.queues}
+    # queues served by the same agents share one tally (an agent's change of
+    # state then updates it once, however many of those queues there are)
+    shared: dict[tuple[int, ...], ServingAgents] = {}
+    router._serving = {}
+    for name in config.queues:
+        members_key = tuple(router._queue_agents[name])
+        tally = shared.get(members_key)
+        if tally is None:
+            tally = shared[members_key] = ServingAgents()
+        router._serving[name] = tally
+    router._agent_pools = {}
+    for index, queue_names in router._agent_queues.items():
+        tallies: list[ServingAgents] = []
+        for queue_name in queue_names:
+            tally = router._serving[queue_name]
+            if not any(tally is seen for seen in tallies):
+                tallies.append(tally)
+        router._agent_pools[index] = tuple(tallies)
     router._matcher = router._make_matcher()
     router._in_matcher = set()
     router._timers = []

@@ -10,7 +10,9 @@
   snapshot when given), replaced whole on every save: it is small (one row per
   waiting call and per agent);
 * ``acd_records``: the router's records (acd.records), appended: the event
-  log behind every figure.
+  log behind every figure;
+* ``acd_callback_attempts``: one row per customer leg the engine placed for
+  a callback (number, agent, SIP status, outcome), appended.
 
 :meth:`MetricsStore.save` writes only the interval rows changed since the last
 save (``AcdMetrics.dirty_queues``/``dirty_agents``) in one transaction; :meth:`MetricsStore.load`
@@ -40,7 +42,7 @@ from acd.metrics import (
 )
 from acd.records import Record, record_from_dict, record_to_dict
 
-__all__ = ["MetricsStore", "MetricsStoreError"]
+__all__ = ["CALLBACK_ATTEMPT_FIELDS", "MetricsStore", "MetricsStoreError"]
 
 _QUEUE_COLS = [f.name for f in fields(QueueCounters)]
 _AGENT_COLS = [f.name for f in fields(AgentCounters)]
@@ -83,7 +85,39 @@ CREATE TABLE IF NOT EXISTS acd_records (
     data TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS acd_records_call ON acd_records (call);
+CREATE TABLE IF NOT EXISTS acd_callback_attempts (
+    id INTEGER PRIMARY KEY,
+    callback TEXT NOT NULL,
+    call TEXT NOT NULL,
+    queue TEXT NOT NULL,
+    number TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    agent TEXT,
+    started REAL NOT NULL,
+    ended REAL NOT NULL,
+    status INTEGER,
+    outcome TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS acd_callback_attempts_callback ON acd_callback_attempts (callback);
 """
+
+
+CALLBACK_ATTEMPT_FIELDS = (
+    "callback",
+    "call",
+    "queue",
+    "number",
+    "attempt",
+    "agent",
+    "started",
+    "ended",
+    "status",
+    "outcome",
+)
+"""Columns of ``acd_callback_attempts``: ``callback`` is the caller's first call
+id (the same for every attempt), ``call`` the router's id of this attempt,
+``status`` the SIP status of the customer's leg (None: not dialled),
+``outcome`` ``connected``, ``failed``, ``agent_gone`` or ``no_target``."""
 
 
 class MetricsStoreError(RuntimeError):
@@ -229,6 +263,41 @@ class MetricsStore:
             yield "agent", agent, json.dumps(data2)
         for queue, ewt in m.last_ewt.items():
             yield "last_ewt", queue, json.dumps(ewt)
+
+    # -------------------------------------------------------- callbacks
+    def add_callback_attempt(self, attempt: dict[str, Any]) -> None:
+        """Append one customer leg of a callback (keys: :data:`CALLBACK_ATTEMPT_FIELDS`)."""
+        missing = [f for f in CALLBACK_ATTEMPT_FIELDS if f not in attempt]
+        if missing:
+            raise ValueError(f"callback attempt without {', '.join(missing)}")
+        cols = ", ".join(CALLBACK_ATTEMPT_FIELDS)
+        marks = ", ".join("?" * len(CALLBACK_ATTEMPT_FIELDS))
+        with self._op("saving a callback attempt") as db:
+            db.execute(
+                f"INSERT INTO acd_callback_attempts ({cols}) VALUES ({marks})",
+                tuple(attempt[f] for f in CALLBACK_ATTEMPT_FIELDS),
+            )
+
+    def callback_attempts(
+        self, callback: str | None = None, *, since: float | None = None
+    ) -> list[dict[str, Any]]:
+        """Saved callback attempts in the order written (of one ``callback``, or
+        started at or after ``since``, when given)."""
+        cols = ", ".join(CALLBACK_ATTEMPT_FIELDS)
+        sql = f"SELECT {cols} FROM acd_callback_attempts"
+        where: list[str] = []
+        args: list[Any] = []
+        if callback is not None:
+            where.append("callback = ?")
+            args.append(callback)
+        if since is not None:
+            where.append("started >= ?")
+            args.append(since)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        with self._op("reading callback attempts") as db:
+            rows = db.execute(sql + " ORDER BY id", args).fetchall()
+        return [dict(zip(CALLBACK_ATTEMPT_FIELDS, row, strict=True)) for row in rows]
 
     # ------------------------------------------------------------- load
     def load_router(self) -> dict[str, Any] | None:

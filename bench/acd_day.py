@@ -15,7 +15,8 @@ router's records feed ``acd.metrics.AcdMetrics``.
 
 Prints: calls, router inputs, events, wall time, calls/s and events/s, the
 time spent inside the router loop versus the simulator and metrics, the
-day's SL/ASA/abandon figures, and the machine load before the run.
+day's SL/ASA/abandon figures, the CPU time of the run (wall minus CPU is
+time other processes took) and the machine load before and after.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import math
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -158,8 +160,11 @@ def main() -> None:
         progress=not args.no_progress,
     )
     setup = time.perf_counter() - t0
+    cpu0 = time.process_time()
     result = sim.run()
-    fig = dict(summary(result))
+    cpu = time.process_time() - cpu0
+    load_after = os.getloadavg()
+    fig: dict[str, Any] = dict(summary(result))
     total = QueueCounters()
     for _, _, c in result.metrics.interval_rows():
         total.add(c)
@@ -182,6 +187,8 @@ def main() -> None:
         router=("NaiveRouter" if args.naive else "Router")
         + (" (EWT stubbed out)" if args.stub_ewt else ""),
         load_before=load_before,
+        load_after=load_after,
+        cpu_s=cpu,
         cpus=os.cpu_count(),
     )
     print(f"router            {fig['router']} ({fig['queues']} queues, {fig['agents']} agents)")
@@ -189,7 +196,10 @@ def main() -> None:
         f"calls             {result.calls:,}  (router inputs {result.router_inputs:,}, "
         f"events {result.events:,}, left in the ACD at the end {result.unfinished})"
     )
-    print(f"wall              {result.wall_s:.1f} s  (+ {setup:.1f} s setup)")
+    print(
+        f"wall              {result.wall_s:.1f} s  (+ {setup:.1f} s setup; CPU time of the "
+        f"run {cpu:.1f} s: less than wall when other processes took the CPU)"
+    )
     print(f"calls/s           {fig['calls_per_s']:,.0f}")
     print(f"events/s          {fig['events_per_s']:,.0f}")
     print(f"router loop       {result.router_s:.1f} s (router calls, effects, timer bookkeeping)")
@@ -202,7 +212,8 @@ def main() -> None:
     )
     print(
         f"machine           {os.cpu_count()} CPUs, load average before "
-        f"{load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}"
+        f"{load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}, after "
+        f"{load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}"
     )
     if args.json is not None:
         args.json.write_text(json.dumps(fig, indent=2))

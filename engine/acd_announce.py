@@ -10,6 +10,9 @@ to ``positions`` and every "less than N minutes" sentence up to
 ``minutes`` for each queue's rounding before callers need them, so an
 announcement starts the moment the router asks for it.
 
+The same path speaks the callback offer and its confirmation (texts from
+the flow's queue node, in the caller's language).
+
 Between announcements callers hear :func:`comfort_tone`; the flows folder
 carries no music.
 """
@@ -87,11 +90,18 @@ class Announcer:
         self.cache = cache
         self._spoken: OrderedDict[str, Prompt] = OrderedDict()
 
-    async def speak(self, text: str) -> Prompt | None:
-        """``text`` as the caller hears it; None when it cannot be spoken (logged)."""
-        hit = self._spoken.get(text)
+    async def speak(
+        self, text: str, language: str | None = None, *, static: bool = True
+    ) -> Prompt | None:
+        """``text`` as the caller hears it, in ``language`` (default: the
+        announcer's); None when it cannot be spoken (logged). ``static``: the
+        prompt library keeps the sentences for good (texts that vary per
+        caller pass False: its LRU holds them)."""
+        language = language or self.language
+        key = text if language == self.language else f"{language}\x00{text}"
+        hit = self._spoken.get(key)
         if hit is not None:
-            self._spoken.move_to_end(text)
+            self._spoken.move_to_end(key)
             return hit
         if self.prompts is None or not text:
             return None
@@ -100,13 +110,15 @@ class Announcer:
             for sentence in sentences(text):
                 if parts:
                     parts.append(silence(GAP_MS))
-                said = await self.prompts.speech(SayText(sentence, self.language), static=True)
+                said = await self.prompts.speech(SayText(sentence, language), static=static)
                 parts.append(np.asarray(said.audio))
         except PromptError as exc:
             log.warning("acd.announce_unspeakable", text=text, error=str(exc))
             return None
+        if not parts:
+            return None
         prompt = Prompt(np.concatenate(parts), name=f"acd:{text[:40]}")
-        self._spoken[text] = prompt
+        self._spoken[key] = prompt
         if len(self._spoken) > self.cache:
             self._spoken.popitem(last=False)
         return prompt

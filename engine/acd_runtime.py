@@ -23,6 +23,17 @@ The flow driver hands a caller over through :meth:`AcdRuntime.enqueue` (the
                    ``"no_agents"``) so the flow takes its overflow branch
                    (queue actions ``hangup`` and ``transfer`` are done first);
 
+* offers callbacks when the flow's queue node asks for them
+  (``callback: {digit: "1", after: 30}``): the offer is played between
+  announcements; on the digit the router takes a ``RequestCallback`` (the
+  caller keeps their place), the caller hears the confirmation and the flow
+  ends the call. When the callback's turn comes the router offers it like a
+  call: the agent's phone rings, and once the agent answers the customer is
+  dialled (``callbacks: {dial: "sip:{number}@..."}`` in queues.yaml) and the
+  two legs are bridged. A customer leg that fails (busy, no answer within
+  ``ring_timeout``, unreachable) is saved as an attempt, the agent is freed
+  and the callback waits its turn again after ``retry_after`` seconds, up to
+  ``attempts`` legs; pending callbacks survive a restart;
 * reports back what the phones do: the caller hanging up while waiting or
   ringing (abandoned), either side hanging up after the bridge (the call is
   complete, the agent goes to wrap-up, the flow resumes with
@@ -31,7 +42,9 @@ The flow driver hands a caller over through :meth:`AcdRuntime.enqueue` (the
   as RFC 4733 while bridged;
 * keeps the router's state, its records and the metrics in the engine's
   database (``DATA/callcore.db``, :class:`acd.store.MetricsStore`), saved
-  shortly after every change and on stop. On start the saved agents come
+  shortly after every change and on stop: the router's records feed the
+  15-minute intervals of :class:`acd.metrics.AcdMetrics` (per queue and per
+  agent) and the Prometheus series of :mod:`engine.acd_metrics`. On start the saved agents come
   back as they were (logged in, not ready with their reason, in wrap-up);
   calls saved as waiting or talking have no SIP leg any more and end as
   abandoned/completed.
@@ -53,6 +66,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from prometheus_client import CollectorRegistry
 
 from acd.config import AcdConfigError, parse_config
 from acd.core import Router
@@ -66,6 +80,8 @@ from acd.events import (
     AgentReady,
     AgentStateChanged,
     Announce,
+    CallbackAccepted,
+    CallbackRefused,
     CancelOffer,
     Effect,
     EndWrapUp,
@@ -76,21 +92,24 @@ from acd.events import (
     Input,
     Offer,
     Overflow,
+    RequestCallback,
 )
 from acd.metrics import AcdMetrics
 from acd.model import AcdConfig, AgentState, CallState
 from acd.records import Record
 from acd.store import MetricsStore, MetricsStoreError
 from engine.acd_announce import Announcer, PlayedAnnouncement, comfort_tone
+from engine.acd_metrics import AcdPrometheus
 from engine.flowprompts import PromptLibrary
 from engine.outbound import DialError, OutboundCalls, OutboundLeg
-from ivr.actions import Enqueue, QueueResult
+from ivr.actions import CallbackOption, Enqueue, QueueResult
 from ivr.loader import QUEUES_FILE
 from ivr.registry import LiveFlows
 from ivr.versions import DB_NAME
 from media.bridge import Bridge
 from media.call import Call, CallHungUp
 from media.prompts.player import Prompt
+from media.prompts.tones import ringback
 from media.rtp.endpoint import PortRangeExhausted
 
 __all__ = [
@@ -154,7 +173,8 @@ class _Waiter:
     queue: str
     joined: float
     done: asyncio.Future[QueueResult]
-    pending: deque[tuple[Prompt, Announce]] = field(default_factory=deque)
+    pending: deque[tuple[Prompt, Announce | None, str]] = field(default_factory=deque)
+    """What the treatment plays next: announcements (and callback offers: None)."""
     played: list[PlayedAnnouncement] = field(default_factory=list)
     holding: bool = False
     treatment: asyncio.Task[None] | None = None
@@ -165,6 +185,87 @@ class _Waiter:
     bridge: Bridge | None = None
     answered_at: float | None = None
     overflow: Overflow | None = None
+    offers: asyncio.Task[None] | None = None
+    """Plays the callback offer (when the flow's queue node has one)."""
+    callback_offered: bool = False
+    """The caller has started hearing the callback offer: the digit counts."""
+    callback: _Callback | None = None
+    """The caller asked for a callback and the router took it."""
+
+
+@dataclass(eq=False)
+class _Callback:
+    """A caller who left the line to be called back: ``id`` is the router's call
+    of the current attempt (the caller's own call id first, then ``origin~N``)."""
+
+    id: str
+    origin: str
+    queue: str
+    number: str
+    priority: int
+    skills: dict[str, int]
+    requested_at: float
+    caller: str = ""
+    pbx: str = ""
+    """``host:port`` the caller's call came from (``{pbx}`` in the dial template)."""
+    attempts: int = 0
+    """Customer legs dialled so far."""
+    agent: str | None = None
+    agent_leg: OutboundLeg | None = None
+    customer_leg: OutboundLeg | None = None
+    bridge: Bridge | None = None
+    retry_at: float | None = None
+    """When the next attempt rejoins the queue (router clock), while waiting to retry."""
+    retry: asyncio.TimerHandle | None = None
+
+    def saved(self) -> dict[str, Any]:
+        """What survives a restart."""
+        return {
+            "id": self.id,
+            "origin": self.origin,
+            "queue": self.queue,
+            "number": self.number,
+            "priority": self.priority,
+            "skills": dict(self.skills),
+            "requested_at": self.requested_at,
+            "caller": self.caller,
+            "pbx": self.pbx,
+            "attempts": self.attempts,
+            "retry_at": self.retry_at,
+        }
+
+    @classmethod
+    def from_saved(cls, item: Mapping[str, Any]) -> _Callback:
+        """The inverse of :meth:`saved` (KeyError/TypeError/ValueError on bad data)."""
+        return cls(
+            id=str(item["id"]),
+            origin=str(item["origin"]),
+            queue=str(item["queue"]),
+            number=str(item["number"]),
+            priority=int(item["priority"]),
+            skills={str(k): int(v) for k, v in dict(item["skills"]).items()},
+            requested_at=float(item["requested_at"]),
+            caller=str(item.get("caller") or ""),
+            pbx=str(item.get("pbx") or ""),
+            attempts=int(item["attempts"]),
+            retry_at=None if item.get("retry_at") is None else float(item["retry_at"]),
+        )
+
+    def view(self, now: float) -> dict[str, Any]:
+        """As GET /acd/callbacks shows it."""
+        return {
+            "callback": self.origin,
+            "call": self.id,
+            "queue": self.queue,
+            "number": self.number,
+            "caller": self.caller,
+            "requested_at": self.requested_at,
+            "waited": round(now - self.requested_at, 3),
+            "attempts": self.attempts,
+            "agent": self.agent,
+            "connected": self.bridge is not None and not self.bridge.closed,
+            "retry_at": self.retry_at,
+        }
 
 
 @dataclass(eq=False)
@@ -202,6 +303,7 @@ class AcdRuntime:
         prerender_minutes: int = 15,
         config_text: str | None = None,
         config_file: Path = Path("queues.yaml"),
+        prometheus: AcdPrometheus | None = None,
     ) -> None:
         self.router = Router(config)
         self.config_text = config_text
@@ -218,6 +320,8 @@ class AcdRuntime:
         self.hold = hold or Prompt(comfort_tone(), name="acd:comfort-tone")
         self.save_delay = save_delay
         self.metrics = AcdMetrics()
+        self.prometheus = prometheus
+        """The ACD's Prometheus series (None: not exported)."""
         self.clock: AcdClock | None = None
         self.played: OrderedDict[str, list[PlayedAnnouncement]] = OrderedDict()
         """Announcements per call id (live and the last 500 finished calls)."""
@@ -227,6 +331,10 @@ class AcdRuntime:
         """Told ``(SIP call id, stay)`` when a caller's time in a queue ends: queue,
         enqueued_at, answered_at, left_at (router times: Unix seconds), outcome, agent."""
         self._waiters: dict[str, _Waiter] = {}
+        self._callbacks: dict[str, _Callback] = {}
+        """Callbacks in the router, by the router's call id."""
+        self._retrying: dict[str, _Callback] = {}
+        """Callbacks whose customer leg failed, until they rejoin the queue (by origin)."""
         self._rings: dict[tuple[str, str], _Ring] = {}
         self._inbox: deque[Input | None] = deque()
         self._busy = False
@@ -252,6 +360,8 @@ class AcdRuntime:
                 saved = None
             if saved is not None:
                 self._restore(saved)
+        if self.prometheus is not None:
+            self.prometheus.attach(self)
         self._spawn(self.announcer.prerender(self.router.config.queues.values()))
         self._after()
         log.info(
@@ -274,14 +384,53 @@ class AcdRuntime:
             )
             self.router = Router(self.router.config)
             return
+        saved_callbacks: dict[str, _Callback] = {}
+        for item in saved.get("callbacks") or ():
+            try:
+                cb = _Callback.from_saved(item)
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                log.error("acd.callback_unreadable", item=repr(item)[:200], error=str(exc))
+                continue
+            saved_callbacks[cb.id] = cb
+        # Callbacks waiting their turn need no SIP leg: they keep their place.
+        lost: list[_Callback] = []
+        for call in self.router.calls():
+            if call.callback is None:
+                continue
+            cb = (
+                saved_callbacks.pop(call.id)
+                if call.id in saved_callbacks
+                else _Callback(
+                    call.id,
+                    call.id,
+                    call.queue,
+                    call.callback,
+                    call.own_priority,
+                    dict(call.skills),
+                    call.enqueued_at,
+                )
+            )
+            cb.queue = call.queue
+            if call.state is CallState.WAITING:
+                self._callbacks[call.id] = cb
+            else:
+                lost.append(cb)  # its agent (or customer) leg died with the engine
         for effect in effects:
             self._execute(effect)
         # Calls do not survive a restart (their SIP legs died with the engine).
         for call in self.router.calls():
-            self._input(Hangup(self.clock.now(), call.id))
+            if call.id not in self._callbacks:
+                self._input(Hangup(self.clock.now(), call.id))
+        for cb in lost:  # rejoin the queue at once (no customer leg was tried)
+            self._schedule_retry(cb, 0.0)
+        for cb in saved_callbacks.values():
+            if cb.retry_at is not None:
+                self._schedule_retry(cb, max(0.0, cb.retry_at - self.clock.now()))
         log.info(
             "acd.restored",
             agents=[(a.name, a.state.value, a.reason) for a in self.router.agents()],
+            callbacks=sorted(self._callbacks),
+            retrying=sorted(self._retrying),
         )
 
     async def stop(self) -> None:
@@ -299,6 +448,17 @@ class AcdRuntime:
         for waiter in list(self._waiters.values()):
             if waiter.leg is not None:
                 self.outbound.hangup(waiter.leg)
+        for cb in [*self._callbacks.values(), *self._retrying.values()]:
+            if cb.retry is not None:
+                cb.retry.cancel()
+                cb.retry = None
+            for leg in (cb.agent_leg, cb.customer_leg):
+                if leg is not None:
+                    self.outbound.hangup(leg)
+            if cb.bridge is not None:  # it was served: it ends with the engine
+                cb.bridge.close()
+                self._callbacks.pop(cb.id, None)
+                self._input(Hangup(self.now(), cb.id))
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -401,6 +561,15 @@ class AcdRuntime:
         while len(self.played) > 500 + len(self._waiters):
             self.played.popitem(last=False)
         waiter.treatment = self._spawn(self._treatment(waiter))
+        if request.callback is not None:
+            if self.router.config.callbacks.dial is None:
+                log.warning(
+                    "acd.callback_not_offered",
+                    call_id=cid,
+                    hint="give queues.yaml `callbacks: {dial: sip:{number}@HOST}` to offer them",
+                )
+            else:
+                waiter.offers = self._spawn(self._offer_callback(waiter, request.callback))
         log.info("acd.enqueue", call_id=cid, queue=request.queue, skills=dict(request.skills))
         try:
             self._input(
@@ -440,18 +609,21 @@ class AcdRuntime:
                 if digit is not None and waiter.bridge is not None:
                     sent = waiter.bridge.relay_digit(digit)
                     log.info("acd.digit_relayed", call_id=waiter.id, digit=digit, sent=sent)
+                elif digit is not None and self._wants_callback(waiter, digit):
+                    self._request_callback(waiter)
         return waiter.done.result()
 
     def _leave(self, waiter: _Waiter) -> None:
         """The caller's time in the ACD is over (result, hang-up or cancellation)."""
         self._waiters.pop(waiter.id, None)
-        if waiter.treatment is not None and not waiter.treatment.done():
-            waiter.treatment.cancel()
+        for task in (waiter.treatment, waiter.offers):
+            if task is not None and not task.done():
+                task.cancel()
         self._stop_music(waiter)
         session = waiter.call.session
         if not session.closed:
             session.player.clear()
-        if self.router.call(waiter.id) is not None:
+        if self.router.call(waiter.id) is not None and waiter.id not in self._callbacks:
             self._input(Hangup(self.now(), waiter.id))  # abandoned, or completed if bridged
         if waiter.bridge is not None:
             waiter.bridge.close()
@@ -514,24 +686,30 @@ class AcdRuntime:
         try:
             while True:
                 if waiter.pending:
-                    prompt, announce = waiter.pending.popleft()
+                    prompt, announce, text = waiter.pending.popleft()
                     waiter.holding = False
                     waiter.played.append(
                         PlayedAnnouncement(
                             self.now(),
-                            announce.text,
-                            announce.position,
-                            announce.ewt,
+                            text,
+                            None if announce is None else announce.position,
+                            None if announce is None else announce.ewt,
                             prompt.duration,
                         )
                     )
-                    log.info(
-                        "acd.announce",
-                        call_id=waiter.id,
-                        text=announce.text,
-                        position=announce.position,
-                        ewt=None if announce.ewt is None else round(announce.ewt, 1),
-                    )
+                    if announce is None:  # the callback offer
+                        if not waiter.callback_offered:
+                            self._callback_event(waiter.queue, "offered")
+                        waiter.callback_offered = True
+                        log.info("acd.callback_offered", call_id=waiter.id, text=text)
+                    else:
+                        log.info(
+                            "acd.announce",
+                            call_id=waiter.id,
+                            text=announce.text,
+                            position=announce.position,
+                            ewt=None if announce.ewt is None else round(announce.ewt, 1),
+                        )
                     await call.play(prompt, interruptible=False)
                     continue
                 waiter.holding = True
@@ -545,11 +723,352 @@ class AcdRuntime:
         prompt = await self.announcer.speak(effect.text)
         if prompt is None or waiter.done.done() or waiter.bridge is not None:
             return
-        if waiter.id not in self._waiters:
+        if waiter.id not in self._waiters or waiter.callback is not None:
             return
-        waiter.pending.append((prompt, effect))
+        waiter.pending.append((prompt, effect, effect.text))
         if waiter.holding:
             waiter.call.session.player.clear()  # the treatment loop plays it next
+
+    # ========================================================== callbacks
+    async def _offer_callback(self, waiter: _Waiter, option: CallbackOption) -> None:
+        """Queue the callback offer for the treatment after ``option.after`` seconds
+        (again every ``option.every``), while the caller waits in line."""
+        await asyncio.sleep(option.after)
+        while waiter.callback is None and waiter.bridge is None and not waiter.done.done():
+            routed = self.router.call(waiter.id)
+            if routed is None:
+                return
+            if routed.state is not CallState.WAITING:  # an agent is ringing: not now
+                await asyncio.sleep(1.0)
+                continue
+            prompt = await self.announcer.speak(option.offer, option.language, static=False)
+            if prompt is None:
+                log.warning("acd.callback_offer_unspeakable", call_id=waiter.id)
+                return
+            if waiter.callback is not None or waiter.bridge is not None or waiter.done.done():
+                return
+            waiter.pending.append((prompt, None, option.offer))
+            if waiter.holding:
+                waiter.call.session.player.clear()  # the treatment loop plays it next
+            if option.every is None:
+                return
+            await asyncio.sleep(option.every)
+
+    def _wants_callback(self, waiter: _Waiter, digit: str) -> bool:
+        option = waiter.request.callback
+        return (
+            option is not None
+            and digit == option.digit
+            and waiter.callback_offered
+            and waiter.callback is None
+            and waiter.id in self._waiters
+        )
+
+    def _request_callback(self, waiter: _Waiter) -> None:
+        option = waiter.request.callback
+        assert option is not None
+        log.info("acd.callback_request", call_id=waiter.id, number=option.number)
+        self._input(RequestCallback(self.now(), waiter.id, option.number))
+
+    def _callback_accepted(self, effect: CallbackAccepted) -> None:
+        """The router keeps the caller's place as a callback: confirm and let them go."""
+        waiter = self._waiters.get(effect.call)
+        cb = self._callbacks.get(effect.call)
+        if cb is None:
+            if waiter is None or waiter.request.callback is None:
+                log.error("acd.callback_without_caller", call_id=effect.call)
+                return
+            info = waiter.call.info
+            host, port = info.remote_addr[:2]
+            cb = _Callback(
+                effect.call,
+                effect.call,
+                effect.queue,
+                waiter.request.callback.number,
+                waiter.request.priority,
+                dict(waiter.request.skills),
+                self.now(),
+                caller=info.caller_name or info.caller,
+                pbx=f"{host}:{port}",
+            )
+            self._callbacks[effect.call] = cb
+            self._callback_event(cb.queue, "requested")
+        log.info(
+            "acd.callback_accepted",
+            call_id=effect.call,
+            queue=effect.queue,
+            position=effect.position,
+            number=cb.number,
+            attempt=cb.attempts + 1,
+        )
+        if waiter is not None and waiter.callback is None:
+            waiter.callback = cb
+            self._spawn(self._confirm_callback(waiter))
+
+    async def _confirm_callback(self, waiter: _Waiter) -> None:
+        """Stop the treatment, say the confirmation, end the wait with ``callback``."""
+        option = waiter.request.callback
+        assert option is not None
+        for task in (waiter.treatment, waiter.offers):
+            if task is not None and not task.done():
+                task.cancel()
+        waiter.pending.clear()
+        if not waiter.call.session.closed:
+            waiter.call.session.player.clear()
+        prompt = await self.announcer.speak(option.confirm, option.language, static=False)
+        try:
+            if prompt is not None:
+                waiter.played.append(
+                    PlayedAnnouncement(self.now(), option.confirm, None, None, prompt.duration)
+                )
+                await waiter.call.play(prompt, interruptible=False)
+        except CallHungUp:
+            pass
+        if not waiter.done.done():
+            waited = self.now() - waiter.joined
+            waiter.done.set_result(QueueResult("callback", waited=waited))
+
+    def _callback_event(self, queue: str, event: str) -> None:
+        if self.prometheus is not None:
+            self.prometheus.callback(queue, event)
+
+    async def _ring_callback(self, ring: _Ring, uri: str, cb: _Callback) -> None:
+        """Dial the agent for a callback; once they answer, call the customer."""
+        try:
+            leg = await self.outbound.dial(
+                uri, from_uri=self.from_uri, display=f"callback {cb.queue}: {cb.number}"[:80]
+            )
+        except (DialError, PortRangeExhausted) as exc:
+            log.error("acd.dial_failed", agent=ring.agent, uri=uri, error=str(exc))
+            self._ring_failed(ring)
+            return
+        ring.leg = leg
+        if ring.cancelled:
+            self.outbound.hangup(leg)
+            return
+        status = await leg.outcome
+        if ring.cancelled:
+            return
+        if status != 200:
+            log.info("acd.agent_did_not_answer", agent=ring.agent, call_id=ring.call, status=status)
+            self._ring_failed(ring)
+            return
+        self._rings.pop((ring.call, ring.agent), None)
+        self._input(AgentAnswer(self.now(), ring.agent, ring.call))
+        routed = self.router.call(ring.call)
+        if (
+            routed is None
+            or routed.state is not CallState.ANSWERED
+            or routed.agent != ring.agent
+            or self._callbacks.get(ring.call) is not cb
+        ):
+            log.info("acd.answer_too_late", agent=ring.agent, call_id=ring.call)
+            self.outbound.hangup(leg)
+            return
+        cb.agent = ring.agent
+        cb.agent_leg = leg
+        await self._call_customer(cb, leg)
+
+    async def _call_customer(self, cb: _Callback, agent_leg: OutboundLeg) -> None:
+        """The agent took the callback: dial the customer, bridge, or record the failure."""
+        policy = self.router.config.callbacks
+        cb.attempts += 1
+        started = self.now()
+        status: int | None = None
+        outcome = "failed"
+        customer: OutboundLeg | None = None
+        self._callback_event(cb.queue, "attempted")
+        target = None
+        if policy.dial is not None and (cb.pbx or "{pbx}" not in policy.dial):
+            target = policy.dial.format(number=cb.number, pbx=cb.pbx)
+        log.info(
+            "acd.callback_dial", call_id=cb.id, agent=cb.agent, target=target, attempt=cb.attempts
+        )
+        if target is None:
+            outcome = "no_target"
+        else:
+            try:
+                customer = await self.outbound.dial(
+                    target, from_uri=self.from_uri, display=f"{cb.queue} callback"
+                )
+            except (DialError, PortRangeExhausted) as exc:
+                log.error("acd.callback_dial_failed", call_id=cb.id, target=target, error=str(exc))
+        if customer is not None:
+            cb.customer_leg = customer
+            player = agent_leg.session.player if agent_leg.session is not None else None
+            if player is not None:  # the agent hears the customer's phone ring
+                cycles = max(1, math.ceil(policy.ring_timeout / 6.0))
+                player.enqueue(Prompt(ringback(cycles), name="acd:ringback"), interruptible=False)
+            agent_gone = asyncio.ensure_future(agent_leg.ended.wait())
+            waits: set[asyncio.Future[Any]] = {customer.outcome, agent_gone}
+            try:
+                await asyncio.wait(
+                    waits,
+                    timeout=policy.ring_timeout,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+            finally:
+                agent_gone.cancel()
+            status = customer.outcome.result() if customer.outcome.done() else 408
+            if agent_leg.finished:
+                outcome = "agent_gone"
+            elif status == 200:
+                outcome = "connected"
+            if player is not None and not agent_leg.finished:
+                player.clear()
+            if outcome != "connected":
+                self.outbound.hangup(customer)  # CANCEL on no answer
+        self._save_attempt(cb, started, status, outcome)
+        if outcome == "connected":
+            assert customer is not None
+            await self._callback_connected(cb, agent_leg, customer)
+            return
+        self._callback_event(cb.queue, "failed")
+        log.info(
+            "acd.callback_failed",
+            call_id=cb.id,
+            agent=cb.agent,
+            status=status,
+            outcome=outcome,
+            attempt=cb.attempts,
+        )
+        self.outbound.hangup(agent_leg)
+        self._callbacks.pop(cb.id, None)
+        agent = cb.agent
+        cb.agent = None
+        cb.agent_leg = cb.customer_leg = None
+        self._input(Hangup(self.now(), cb.id))
+        if agent is not None and self.router.agent(agent).state is AgentState.WRAP_UP:
+            self._input(EndWrapUp(self.now(), agent))  # no customer: nothing to wrap up
+        if cb.attempts < policy.attempts and policy.dial is not None:
+            self._schedule_retry(cb, policy.retry_after)
+        else:
+            self._give_up(cb, f"{cb.attempts} attempt(s) failed")
+
+    async def _callback_connected(
+        self, cb: _Callback, agent_leg: OutboundLeg, customer: OutboundLeg
+    ) -> None:
+        assert agent_leg.session is not None and customer.session is not None
+        cb.bridge = Bridge(agent_leg.session, customer.session)
+        now = self.now()
+        self._callback_event(cb.queue, "connected")
+        routed = self.router.call(cb.id)
+        answered_at = routed.answered_at if routed is not None else None
+        self.answered[cb.id] = {
+            "call": cb.id,
+            "queue": cb.queue,
+            "agent": cb.agent,
+            "wait": (answered_at or now) - (routed.entered_at if routed else cb.requested_at),
+            "answered_at": answered_at,
+            "ended_at": None,
+            "caller_codec": customer.session.codec.name,
+            "agent_codec": agent_leg.session.codec.name,
+            "agent_telephone_event": agent_leg.session.te_pt is not None,
+            "callback": {"number": cb.number, "connected_at": now, "attempt": cb.attempts},
+        }
+        while len(self.answered) > 500:
+            self.answered.popitem(last=False)
+        log.info(
+            "acd.callback_bridged",
+            call_id=cb.id,
+            agent=cb.agent,
+            number=cb.number,
+            attempt=cb.attempts,
+            customer_codec=customer.session.codec.name,
+            agent_codec=agent_leg.session.codec.name,
+        )
+        ends = [asyncio.ensure_future(leg.ended.wait()) for leg in (agent_leg, customer)]
+        try:
+            await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in ends:
+                task.cancel()
+        cb.bridge.close()
+        self.outbound.hangup(agent_leg)
+        self.outbound.hangup(customer)
+        item = self.answered.get(cb.id)
+        if item is not None:
+            item["ended_at"] = self.now()
+        self._callbacks.pop(cb.id, None)
+        self._input(Hangup(self.now(), cb.id))  # completed: the agent goes to wrap-up
+        log.info(
+            "acd.callback_ended",
+            call_id=cb.id,
+            agent=cb.agent,
+            by="customer" if customer.ended_by_remote else "agent",
+        )
+
+    def _save_attempt(
+        self, cb: _Callback, started: float, status: int | None, outcome: str
+    ) -> None:
+        if self.store is None:
+            return
+        try:
+            self.store.add_callback_attempt(
+                {
+                    "callback": cb.origin,
+                    "call": cb.id,
+                    "queue": cb.queue,
+                    "number": cb.number,
+                    "attempt": cb.attempts,
+                    "agent": cb.agent,
+                    "started": started,
+                    "ended": self.now(),
+                    "status": status,
+                    "outcome": outcome,
+                }
+            )
+        except MetricsStoreError as exc:
+            log.error("acd.callback_attempt_not_saved", call_id=cb.id, error=str(exc))
+
+    def _schedule_retry(self, cb: _Callback, delay: float) -> None:
+        """The callback rejoins its queue (at the back) in ``delay`` seconds."""
+        if self._loop is None or self._stopped:
+            return
+        cb.retry_at = self.now() + delay
+        self._retrying[cb.origin] = cb
+        cb.retry = self._loop.call_later(delay, self._retry_callback, cb)
+        self._schedule_save()
+        log.info("acd.callback_retry_scheduled", callback=cb.origin, delay=delay)
+
+    def _retry_callback(self, cb: _Callback) -> None:
+        cb.retry = None
+        cb.retry_at = None
+        self._retrying.pop(cb.origin, None)
+        if self._stopped:
+            return
+        if cb.queue not in self.router.config.queues:
+            self._give_up(cb, f"queue {cb.queue!r} is no longer configured")
+            return
+        cid = f"{cb.origin}~{cb.attempts + 1}"
+        while self.router.call(cid) is not None or cid in self._callbacks:
+            cid += "+"
+        cb.id = cid
+        self._callbacks[cid] = cb
+        now = self.now()
+        self._input(EnqueueCall(now, cid, cb.queue, cb.priority, dict(cb.skills), None))
+        if self.router.call(cid) is not None:
+            self._input(RequestCallback(self.now(), cid, cb.number))
+        if self.router.call(cid) is None and self._callbacks.get(cid) is cb:
+            self._callbacks.pop(cid, None)
+            self._give_up(cb, "the queue refused it (no agents, full or closed)")
+
+    def _give_up(self, cb: _Callback, why: str) -> None:
+        self._callback_event(cb.queue, "given_up")
+        self._schedule_save()
+        log.warning(
+            "acd.callback_given_up",
+            callback=cb.origin,
+            number=cb.number,
+            attempts=cb.attempts,
+            why=why,
+        )
+
+    def callbacks_view(self) -> list[dict[str, Any]]:
+        """Callbacks waiting their turn, being served, or waiting to retry."""
+        now = self.now()
+        items = [*self._callbacks.values(), *self._retrying.values()]
+        return [cb.view(now) for cb in sorted(items, key=lambda c: c.requested_at)]
 
     # ============================================================ inputs
     def _input(self, event: Input | None) -> None:
@@ -582,6 +1101,8 @@ class AcdRuntime:
         records = self.router.drain_records()
         if records:
             self.metrics.feed_all(records)
+            if self.prometheus is not None:
+                self.prometheus.feed(records)
             self._unsaved.extend(records)
             self._schedule_save()
         self._arm()
@@ -618,6 +1139,10 @@ class AcdRuntime:
                 self._spawn(self._announce(waiter, effect))
         elif isinstance(effect, Overflow):
             self._overflowed(effect)
+        elif isinstance(effect, CallbackAccepted):
+            self._callback_accepted(effect)
+        elif isinstance(effect, CallbackRefused):
+            log.info("acd.callback_refused", call_id=effect.call, reason=effect.reason)
         elif isinstance(effect, AgentStateChanged):
             log.info(
                 "acd.agent_state",
@@ -630,14 +1155,16 @@ class AcdRuntime:
     def _offer(self, offer: Offer) -> None:
         agent = self.router.agent(offer.agent)
         waiter = self._waiters.get(offer.call)
+        cb = self._callbacks.get(offer.call)
         log.info(
             "acd.offer",
             call_id=offer.call,
             agent=offer.agent,
             queue=offer.queue,
+            callback=offer.callback,
             why=offer.why.text(),
         )
-        if waiter is None:  # no caller leg behind this call: it cannot be bridged
+        if waiter is None and cb is None:  # no caller leg behind this call: it cannot be bridged
             self._later(lambda: Hangup(self.now(), offer.call))
             return
         uri = agent.config.uri
@@ -651,13 +1178,25 @@ class AcdRuntime:
             return
         ring = _Ring(offer.call, offer.agent)
         self._rings[(offer.call, offer.agent)] = ring
-        ring.task = self._spawn(self._ring(ring, uri, waiter))
+        if cb is not None:  # the caller left the line: the customer is dialled after the agent
+            ring.task = self._spawn(self._ring_callback(ring, uri, cb))
+        else:
+            assert waiter is not None
+            ring.task = self._spawn(self._ring(ring, uri, waiter))
 
     def _cancel_offer(self, cancel: CancelOffer) -> None:
         ring = self._rings.pop((cancel.call, cancel.agent), None)
         log.info(
             "acd.offer_cancelled", call_id=cancel.call, agent=cancel.agent, reason=cancel.reason
         )
+        cb = self._callbacks.get(cancel.call)
+        routed = self.router.call(cancel.call)
+        if cb is not None and routed is not None and routed.callback is None:
+            # a retry offered the moment it rejoined, before the Router took it as a
+            # callback: now that it is back in line, make it one (no announcements,
+            # no max_wait)
+            cid, number = cancel.call, cb.number
+            self._later(lambda: RequestCallback(self.now(), cid, number))
         if ring is None:
             return
         ring.cancelled = True
@@ -674,6 +1213,13 @@ class AcdRuntime:
             action=overflow.action.kind,
             moved_to=overflow.moved_to,
         )
+        cb = self._callbacks.get(overflow.call)
+        if cb is not None:
+            if overflow.moved_to is not None:
+                cb.queue = overflow.moved_to
+            else:
+                self._callbacks.pop(overflow.call, None)
+                self._give_up(cb, f"overflow ({overflow.reason})")
         if waiter is None:
             return
         if overflow.moved_to is not None:
@@ -863,10 +1409,17 @@ class AcdRuntime:
             return
         records, self._unsaved = self._unsaved, []
         try:
-            self.store.save(self.metrics, router=self.router.snapshot(), records=records)
+            self.store.save(self.metrics, router=self._snapshot(), records=records)
         except MetricsStoreError as exc:
             self._unsaved[:0] = records  # kept for the next try
             log.error("acd.save_failed", error=str(exc))
+
+    def _snapshot(self) -> dict[str, Any]:
+        """The router's snapshot plus the callbacks (their numbers, attempts, retries)."""
+        snapshot = self.router.snapshot()
+        items = [*self._callbacks.values(), *self._retrying.values()]
+        snapshot["callbacks"] = [cb.saved() for cb in items]
+        return snapshot
 
     # ========================================================== helpers
     def _later(self, make: Callable[[], Input]) -> None:
@@ -893,11 +1446,13 @@ async def start_acd(
     outbound: OutboundCalls,
     prompts: PromptLibrary | None,
     from_uri: str,
+    registry: CollectorRegistry | None = None,
 ) -> AcdRuntime | None:
     """The ACD for ``flows_dir/queues.yaml``, started on the engine's database;
     None when there is no queues file or it does not load (every error is
     logged with file:line:column and the fix: flows then take their
-    no-agents branch, as before)."""
+    no-agents branch, as before). ``registry``: where its Prometheus series
+    go (:mod:`engine.acd_metrics`)."""
     path = flows_dir / QUEUES_FILE
     if not path.exists():
         log.info("acd.none", file=str(path))
@@ -930,6 +1485,7 @@ async def start_acd(
         from_uri=from_uri,
         config_text=text,
         config_file=path,
+        prometheus=None if registry is None else AcdPrometheus(registry),
     )
     await runtime.start()
     return runtime

@@ -14,6 +14,14 @@ POST    /acd/agents/{id}/heartbeat   ``{}`` or ``{"ttl": 60}``: the agent's pres
 GET     /acd/status                  the queues.yaml in force, or why the last one was refused
 GET     /acd/calls                   calls in the ACD now, with the announcements heard
 GET     /acd/calls/{id}/announcements  what one call heard (live or recent)
+GET     /acd/intervals?date=YYYY-MM-DD  the day's 15-minute intervals per queue and per
+        [&queue=Q][&agent=A]         agent (SL, SL2, ASA, AHT, abandons, short
+                                     abandons, overflows, callbacks, EWT error,
+                                     occupancy) and the day's totals; default today
+                                     (UTC days); from the engine's database, so they
+                                     survive restarts
+GET     /acd/callbacks               callbacks waiting their turn, being served or
+                                     waiting to retry, and today's customer legs
 ======  ===========================  ==============================================
 
 Errors are JSON ``{"error": TEXT}``: 400 a malformed request (the text says
@@ -26,18 +34,30 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict
+from dataclasses import asdict, fields
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from acd.metrics import AgentCounters, QueueCounters
 from acd.model import AgentState, CallState
+from acd.store import MetricsStoreError
+from engine.acd_metrics import day_totals
 from engine.acd_runtime import STATE_REQUESTS, AcdRequestError
 
 if TYPE_CHECKING:
     from engine.acd_runtime import AcdRuntime
 
-__all__ = ["acd_app", "agent_view", "agents_view", "calls_view", "queues_view"]
+__all__ = [
+    "acd_app",
+    "agent_view",
+    "agents_view",
+    "calls_view",
+    "intervals_view",
+    "queue_figures",
+    "queues_view",
+]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _MAX_BODY = 4096
@@ -92,11 +112,12 @@ def queues_view(acd: AcdRuntime) -> list[dict[str, Any]]:
         by_state = dict.fromkeys((s.value for s in AgentState), 0)
         for agent in router.members(name):
             by_state[agent.state.value] += 1
-        today = acd.metrics.queue_totals(name, day, day + 86400.0)
+        today = day_totals(acd.metrics, name, day)
         out.append(
             {
                 "queue": name,
                 "waiting": len(waiting),
+                "callbacks_waiting": sum(1 for c in waiting if c.callback is not None),
                 "ringing": sum(1 for c in mine if c.state is CallState.RINGING),
                 "talking": sum(1 for c in mine if c.state is CallState.ANSWERED),
                 "longest_wait": round(max((now - c.entered_at for c in waiting), default=0.0), 3),
@@ -109,18 +130,96 @@ def queues_view(acd: AcdRuntime) -> list[dict[str, Any]]:
                     "target": queue.sl_target,
                     "today": _number(today.sl),
                 },
-                "today": {
-                    "offered": today.offered,
-                    "answered": today.answered,
-                    "abandoned": today.abandoned,
-                    "overflowed": today.overflowed,
-                    "asa": _number(today.asa),
-                    "abandon_rate": _number(today.abandon_rate),
-                    "aht": _number(today.aht),
-                },
+                "today": queue_figures(today),
             }
         )
     return out
+
+
+def queue_figures(c: QueueCounters) -> dict[str, Any]:
+    """Counters and derived figures of one queue over some intervals."""
+    return {
+        "offered": c.offered,
+        "answered": c.answered,
+        "answered_in_sl": c.answered_in_sl,
+        "abandoned": c.abandoned,
+        "abandoned_in_sl": c.abandoned_in_sl,
+        "short_abandons": c.short_abandons,
+        "overflowed": c.overflowed,
+        "handled": c.handled,
+        "transfers": c.transfers,
+        "callbacks_requested": c.callbacks_requested,
+        "callbacks_answered": c.callbacks_answered,
+        "sl": _number(c.sl),
+        "sl2": _number(c.sl2),
+        "sl_offered": _number(c.sl_offered),
+        "asa": _number(c.asa),
+        "max_wait": _number(c.max_wait),
+        "average_abandon_time": _number(c.average_abandon_time),
+        "abandon_rate": _number(c.abandon_rate),
+        "abandon_rate_excluding_short": _number(c.abandon_rate_excluding_short),
+        "aht": _number(c.aht),
+        "talk": _number(c.talk),
+        "hold": _number(c.hold),
+        "wrap_up": _number(c.wrap_up),
+        "ewt_error": {
+            "samples": c.ewt_samples,
+            "mae": _number(c.ewt_mae),
+            "bias": _number(c.ewt_bias),
+        },
+        "announce_error": {"samples": c.announce_samples, "mae": _number(c.announce_mae)},
+    }
+
+
+def _agent_figures(c: AgentCounters) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        f.name: (getattr(c, f.name) if f.type in (int, "int") else _number(getattr(c, f.name)))
+        for f in fields(c)
+    }
+    out["aht"] = _number(c.aht)
+    out["staffed_s"] = _number(c.staffed_s)
+    out["occupancy"] = _number(c.occupancy)
+    return out
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat()
+
+
+def intervals_view(
+    acd: AcdRuntime, day: date, *, queue: str | None = None, agent: str | None = None
+) -> dict[str, Any]:
+    """The intervals of ``day`` (UTC, as the metrics cut days) per queue and per
+    agent, with the day's totals per queue; ``queue``/``agent`` filter."""
+    metrics = acd.metrics
+    metrics.flush(acd.now())  # agents' time in their current state, up to now
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()
+    start = metrics.day_start(start + 43200.0)
+    end = start + 86400.0
+    queues = []
+    for (name, begin), counters in sorted(
+        metrics.queue_intervals.items(), key=lambda item: (item[0][1], item[0][0])
+    ):
+        if start <= begin < end and (queue is None or name == queue):
+            queues.append(
+                {"queue": name, "start": begin, "at": _iso(begin), **queue_figures(counters)}
+            )
+    agents = []
+    for (name, begin), agent_counters in sorted(
+        metrics.agent_intervals.items(), key=lambda item: (item[0][1], item[0][0])
+    ):
+        if start <= begin < end and (agent is None or name == agent):
+            figures = _agent_figures(agent_counters)
+            agents.append({"agent": name, "start": begin, "at": _iso(begin), **figures})
+    names = sorted({q["queue"] for q in queues})
+    return {
+        "date": day.isoformat(),
+        "start": start,
+        "interval": metrics.config.interval,
+        "queues": queues,
+        "agents": agents,
+        "totals": {name: queue_figures(day_totals(metrics, name, start)) for name in names},
+    }
 
 
 def calls_view(acd: AcdRuntime) -> list[dict[str, Any]]:
@@ -166,7 +265,8 @@ async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResp
             return _error(
                 404,
                 f"no such endpoint {request.path}; see GET /acd/queues, /acd/agents, "
-                "/acd/calls, /acd/status, POST /acd/agents/{id}/state",
+                "/acd/calls, /acd/intervals, /acd/callbacks, /acd/status, "
+                "POST /acd/agents/{id}/state",
             )
         return _error(exc.status, exc.text or exc.reason)
 
@@ -257,6 +357,39 @@ def acd_app(acd: AcdRuntime) -> web.Application:
             raise AcdRequestError(404, f"no call {call_id!r} in the ACD now or recently")
         return web.json_response([asdict(p) for p in played])
 
+    async def get_intervals(request: web.Request) -> web.Response:
+        text = request.query.get("date")
+        if text is None:
+            day = datetime.fromtimestamp(acd.now(), UTC).date()
+        else:
+            try:
+                day = date.fromisoformat(text)
+            except ValueError:
+                raise AcdRequestError(
+                    400, f"date must be YYYY-MM-DD (e.g. 2026-11-23), not {text!r}"
+                ) from None
+        queue = request.query.get("queue")
+        known_queues = sorted({*acd.router.config.queues, *acd.metrics.queues()})
+        if queue is not None and queue not in known_queues:
+            known = ", ".join(known_queues) or "none"
+            raise AcdRequestError(404, f"unknown queue {queue!r} (known: {known})")
+        agent = request.query.get("agent")
+        if agent is not None and agent not in acd.router.config.agents:
+            known = ", ".join(acd.router.config.agents) or "none"
+            raise AcdRequestError(404, f"unknown agent {agent!r} (known: {known})")
+        return web.json_response(intervals_view(acd, day, queue=queue, agent=agent))
+
+    async def get_callbacks(_request: web.Request) -> web.Response:
+        now = acd.now()
+        day = acd.metrics.day_start(now)
+        attempts: list[dict[str, Any]] = []
+        if acd.store is not None:
+            try:
+                attempts = acd.store.callback_attempts(since=day)
+            except MetricsStoreError as exc:
+                raise AcdRequestError(503, str(exc)) from None
+        return web.json_response({"callbacks": acd.callbacks_view(), "attempts_today": attempts})
+
     app = web.Application(middlewares=[_json_errors])
     app.router.add_get("/queues", get_queues)
     app.router.add_get("/agents", get_agents)
@@ -266,4 +399,6 @@ def acd_app(acd: AcdRuntime) -> web.Application:
     app.router.add_get("/status", get_status)
     app.router.add_get("/calls", get_calls)
     app.router.add_get("/calls/{id}/announcements", get_announcements)
+    app.router.add_get("/intervals", get_intervals)
+    app.router.add_get("/callbacks", get_callbacks)
     return app

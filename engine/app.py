@@ -221,6 +221,7 @@ class Engine:
                 outbound=self.outbound,
                 prompts=self.flow_app.prompts,
                 from_uri=f"sip:acd@{self.sip.host}:{self.sip.port}",
+                registry=self.metrics.registry,
             )
             if self.acd is not None:
                 self.flow_app.queue = self.acd  # queue nodes reach the ACD

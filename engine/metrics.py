@@ -1,5 +1,6 @@
 """Prometheus metrics of one engine instance.
 
+The ACD's series (``callcore_acd_*``) are in :mod:`engine.acd_metrics`.
 SIP message and RTP packet counts are not kept here: the UA and the media
 sessions count in plain integers on their hot paths, and the composition root
 registers a collector that reads those at scrape time.
@@ -45,8 +46,8 @@ class EngineMetrics:
         self.flow_calls = Counter(
             "callcore_flow_calls_total",
             "IVR flow runs finished, by entry flow and outcome (hangup, queue, transfer,"
-            " voicemail, overflow, no_agents, abandoned, caller_hangup, shutdown, error, no_route,"
-            " no_flows)",
+            " voicemail, overflow, no_agents, abandoned, callback, caller_hangup, shutdown, error,"
+            " no_route, no_flows)",
             ["flow", "outcome"],
             registry=r,
         )

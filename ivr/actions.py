@@ -32,6 +32,7 @@ __all__ = [
     "QUEUE_OUTCOMES",
     "RESULT_OF",
     "Action",
+    "CallbackOption",
     "CollectDigits",
     "DigitsResult",
     "Enqueue",
@@ -126,14 +127,33 @@ class Lookup:
 
 
 @dataclass(frozen=True)
+class CallbackOption:
+    """While waiting, the caller is offered a callback: ``offer`` is said after
+    ``after`` seconds (again every ``every`` seconds when set); pressing
+    ``digit`` asks to be called back at ``number`` (keeping their place),
+    ``confirm`` is said and the queue ends with ``QueueResult("callback")``.
+    Texts are already rendered, in ``language``."""
+
+    digit: str
+    after: float
+    every: float | None
+    number: str
+    offer: str
+    confirm: str
+    language: str = "en"
+
+
+@dataclass(frozen=True)
 class Enqueue:
     """Hand the caller to the ACD queue ``queue``; returns once an agent leg
-    ended (``answered``) or the caller was not served."""
+    ended (``answered``), the caller asked for a callback (``callback``) or
+    was not served."""
 
     queue: str
     skills: Mapping[str, int] = field(default_factory=dict)
     priority: int = 0
     max_wait: float | None = None
+    callback: CallbackOption | None = None
 
 
 @dataclass(frozen=True)
@@ -169,6 +189,7 @@ END_REASONS = (
     "overflow",
     "no_agents",
     "abandoned",
+    "callback",
     "caller_hangup",
     "shutdown",
     "error",
@@ -176,8 +197,9 @@ END_REASONS = (
 """Why a run ended (``Hangup.reason``): a hangup node or the end of the flow,
 after an agent leg (``queue``), transferred, after a voicemail, a queue that
 could not serve with no overflow branch (``overflow``/``no_agents``), the
-caller left the queue (``abandoned``) or hung up elsewhere, the engine
-ended the call (``shutdown``), or a flow error."""
+caller left the queue (``abandoned``) or asked to be called back
+(``callback``) or hung up elsewhere, the engine ended the call
+(``shutdown``), or a flow error."""
 
 
 @dataclass(frozen=True)
@@ -220,16 +242,18 @@ class LookupResult:
     error: str | None = None
 
 
-QUEUE_OUTCOMES = ("answered", "overflow", "no_agents", "abandoned")
+QUEUE_OUTCOMES = ("answered", "overflow", "no_agents", "abandoned", "callback")
 
 
 @dataclass(frozen=True)
 class QueueResult:
     """How the queue ended for the caller: ``answered`` (an agent leg took
     place and ended), ``overflow`` (``max_wait`` passed), ``no_agents`` (no
-    agent can serve), ``abandoned`` (the caller hung up while waiting)."""
+    agent can serve), ``abandoned`` (the caller hung up while waiting),
+    ``callback`` (the caller asked to be called back and heard the
+    confirmation; the ACD keeps their place)."""
 
-    outcome: Literal["answered", "overflow", "no_agents", "abandoned"]
+    outcome: Literal["answered", "overflow", "no_agents", "abandoned", "callback"]
     agent: str | None = None
     waited: float = 0.0
 

@@ -44,6 +44,7 @@ __all__ = [
     "PlayNode",
     "PromptPart",
     "PromptSpec",
+    "QueueCallback",
     "QueueNode",
     "RecordingNode",
     "ReturnNode",
@@ -301,6 +302,32 @@ class LookupNode(_NodeBase):
         return self
 
 
+class QueueCallback(_Strict):
+    """Offer waiting callers to be called back, keeping their place in line."""
+
+    digit: str = Field(
+        default="1", pattern=r"^[0-9*#]$", description="The key that asks for the callback."
+    )
+    after: float = Field(
+        default=30.0, ge=0, le=3600, description="Seconds of waiting before the first offer."
+    )
+    every: float | None = Field(
+        default=None, gt=0, le=3600, description="Repeat the offer this often (else once)."
+    )
+    number: str = Field(
+        default="caller",
+        description="Expression giving the number to call back (default: the caller's number).",
+    )
+    offer: Text | None = Field(
+        default=None,
+        description="What the caller hears (default: 'To be called back ..., press 1.').",
+    )
+    confirm: Text | None = Field(
+        default=None, description="Said once the callback is taken, before the call ends."
+    )
+    next: Target | None = Field(default=None, description="After the confirmation (else hang up).")
+
+
 class QueueNode(_NodeBase):
     """Hand the caller to the ACD."""
 
@@ -313,6 +340,11 @@ class QueueNode(_NodeBase):
     max_wait: float | None = Field(default=None, gt=0, description="Seconds before overflow.")
     overflow: Target | None = None
     next: Target | None = Field(default=None, description="After the agent leg (else hang up).")
+    callback: QueueCallback | None = Field(
+        default=None,
+        description="Offer a callback while waiting: {digit: '1', after: 30} (the ACD's"
+        " queues.yaml gives the number to dial in `callbacks: {dial: ...}`).",
+    )
 
     @field_validator("skills")
     @classmethod
@@ -490,6 +522,8 @@ def node_targets(node: _NodeBase) -> list[tuple[str, str]]:
             out.extend((f"options.{d}", t) for d, t in value.items())
         elif name == "cases":
             out.extend((f"cases[{i}]", c.goto) for i, c in enumerate(value))
+        elif name == "callback" and isinstance(value, QueueCallback) and value.next:
+            out.append(("callback.next", value.next))
     return out
 
 

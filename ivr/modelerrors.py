@@ -115,6 +115,10 @@ def _locate(error: ErrorDetails, data: Any) -> _Located:
         if item == "[key]":
             on_key = True
             continue
+        node = len(path) == 2 and path[0] == "nodes" and isinstance(cur, dict)
+        if node and cur.get("type") == item:  # the union's tag (a queue node has `queue:` too)
+            labels.append((tuple(path), str(item)))
+            continue
         in_dict = isinstance(cur, dict) and item in cur
         if in_dict or (isinstance(cur, list) and isinstance(item, int) and 0 <= item < len(cur)):
             path.append(item)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ivr.actions import (
+    CallbackOption,
     CollectDigits,
     DigitsResult,
     Enqueue,
@@ -222,15 +223,59 @@ def node_lookup(run: FlowRun, node: LookupNode) -> Step:
     return node.found
 
 
+CALLBACK_OFFER = (
+    "To be called back when it is your turn, without losing your place in line, press {digit}."
+)
+CALLBACK_CONFIRM = "Thank you. We will call you back when it is your turn. Goodbye."
+
+
+def _callback_option(run: FlowRun, node: QueueNode) -> CallbackOption | None:
+    """The queue node's callback offer with its texts rendered for this caller."""
+    cb = node.callback
+    if cb is None:
+        return None
+    flow = run._state.flow
+    number = run._eval("value", cb.number)
+    if number is None or not str(number).strip():
+        return None  # nobody to call back (anonymous caller): no offer
+    offer = say_item(
+        cb.offer or CALLBACK_OFFER.format(digit=cb.digit),
+        language=run.language,
+        flow=flow,
+        voice=None,
+        render=run._render,
+    )
+    confirm = say_item(
+        cb.confirm or CALLBACK_CONFIRM,
+        language=run.language,
+        flow=flow,
+        voice=None,
+        render=run._render,
+    )
+    return CallbackOption(
+        digit=cb.digit,
+        after=cb.after,
+        every=cb.every,
+        number=str(number).strip(),
+        offer=offer.text,
+        confirm=confirm.text,
+        language=offer.language,
+    )
+
+
 def node_queue(run: FlowRun, node: QueueNode) -> Step:
     run.variables["queue"] = node.queue
-    want = Enqueue(node.queue, dict(node.skills), node.priority, node.max_wait)
+    want = Enqueue(
+        node.queue, dict(node.skills), node.priority, node.max_wait, _callback_option(run, node)
+    )
     got: QueueResult = yield from run._ask(want)
     run.variables["queue_outcome"] = got.outcome
     if got.outcome == "answered":
         return node.next or Hangup("queue", node.queue)
     if got.outcome == "abandoned":
         return Hangup("abandoned", node.queue)
+    if got.outcome == "callback":
+        return (node.callback.next if node.callback else None) or Hangup("callback", node.queue)
     return node.overflow or Hangup(got.outcome, node.queue)
 
 

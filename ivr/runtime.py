@@ -43,7 +43,10 @@ lookup
 queue
     ``answered`` -> ``next`` (hang up if none); ``overflow``/``no_agents``
     -> ``overflow`` (hang up if none); ``abandoned`` ends the run.
-    The outcome is in ``queue_outcome``.
+    With ``callback: {digit: "1", after: 30}`` the waiting caller is offered
+    a callback (the number is the ``number`` expression, default ``caller``);
+    ``callback`` (they took it and heard the confirmation) -> ``callback.next``
+    (hang up if none). The outcome is in ``queue_outcome``.
 transfer
     Accepted: the run ends (``transfer``). Refused: ``failed``, else hang up.
 voicemail

@@ -113,6 +113,8 @@ def _target_path(field_name: str) -> DataPath:
     """node_targets' field name -> the data path inside the node."""
     if field_name.startswith("options."):
         return ("options", field_name.split(".", 1)[1])
+    if field_name == "callback.next":
+        return ("callback", "next")
     mt = re.fullmatch(r"cases\[(\d+)\]", field_name)
     if mt:
         return ("cases", int(mt.group(1)), "goto")
@@ -356,6 +358,13 @@ class _Checker:
             self.set_vars.add(node.variable)
         elif isinstance(node, m.QueueNode):
             self.check_queue(doc, base, node.queue, where)
+            if node.callback is not None:
+                cb: DataPath = (*base, "callback")
+                self.expression(doc, (*cb, "number"), node.callback.number, "value", where)
+                for key in ("offer", "confirm"):
+                    text = getattr(node.callback, key)
+                    if text is not None:
+                        self.text(flow, doc, (*cb, key), text, where)
         elif isinstance(node, m.TransferNode):
             if is_template(node.to):
                 self.expression(doc, (*base, "to"), node.to, "template", where)
