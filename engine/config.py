@@ -13,6 +13,7 @@ from pathlib import Path
 from recordings.retention import RetentionError, parse_retention
 
 DEFAULT_SOUNDS = Path("/usr/share/asterisk/sounds/en")
+TRANSCRIBE_BACKENDS = ("default", "vosk")  # recordings.stt.BACKENDS (not imported: keeps it light)
 
 
 def parse_hostport(text: str, *, what: str) -> tuple[str, int]:
@@ -66,12 +67,27 @@ class EngineConfig:
     """Where phone numbers written without ``+`` are read (ISO 3166 code: US, GB, JP ...),
     for the customer history's E.164 numbers."""
     retention: str = ""
-    """Days recordings are kept: ``DEFAULT; QUEUE=DAYS; ...`` (0 or empty: for ever), e.g.
-    ``365; billing=90``. Recordings under legal hold are kept whatever it says."""
+    """Retention override: ``DEFAULT; QUEUE=DAYS; ...`` (0: for ever), e.g. ``365; billing=90``.
+    The policy is written in ``flows/queues.yaml`` (``retention: {days: N}`` per queue and
+    under ``defaults:``); what this gives replaces the file's default and those queues.
+    Recordings under legal hold are kept whatever either says."""
     retention_every: float = 3600.0
     """Seconds between retention passes (the first runs at start-up)."""
     transcribe: bool = True
     """Queue each finished recording for the transcription workers (``ivr transcribe``)."""
+    transcribe_workers: int = 1
+    """Transcription worker processes the engine starts, restarts when they die and stops
+    with it (niced, one model each); 0: none (run ``ivr transcribe-workers`` elsewhere)."""
+    transcribe_backend: str = "default"
+    """Speech-to-text of those workers: ``default`` (faster-whisper, the packaged Whisper
+    tiny.en) or ``vosk``."""
+    transcribe_model: str = ""
+    """Model folder of that backend (empty: the packaged Whisper model, or
+    ``CALLCORE_VOSK_MODEL`` / ``CALLCORE_WHISPER_MODEL``)."""
+    transcribe_threads: int = 1
+    """Model threads per worker (one per worker keeps N workers on N cores)."""
+    transcribe_nice: int = 10
+    """Niceness added to each worker, so the calls' media keeps the CPU (0-19)."""
     max_calls: int = 2000
     """Calls beyond this are refused with 503 and Retry-After."""
     shutdown_grace: float = 3.0
@@ -114,4 +130,20 @@ class EngineConfig:
             parse_retention(result.retention)
         except RetentionError as exc:
             raise ValueError(f"CALLCORE_RETENTION={result.retention!r}: {exc}") from None
+        problem = result.transcription_problem()
+        if problem:
+            raise ValueError(f"CALLCORE_{problem}") from None
         return result
+
+    def transcription_problem(self) -> str | None:
+        """What is wrong with the ``transcribe_*`` settings, as ``FIELD=value: fix``; None: fine."""
+        if self.transcribe_workers < 0:
+            return f"TRANSCRIBE_WORKERS={self.transcribe_workers}: give 0 (none) or more"
+        if self.transcribe_backend not in TRANSCRIBE_BACKENDS:
+            known = ", ".join(TRANSCRIBE_BACKENDS)
+            return f"TRANSCRIBE_BACKEND={self.transcribe_backend!r}: use one of {known}"
+        if self.transcribe_threads < 1:
+            return f"TRANSCRIBE_THREADS={self.transcribe_threads}: give 1 or more"
+        if not 0 <= self.transcribe_nice <= 19:
+            return f"TRANSCRIBE_NICE={self.transcribe_nice}: give 0 to 19"
+        return None

@@ -112,6 +112,7 @@ def add_admin_routes(
     *,
     policy: Callable[[], RetentionPolicy],
     wall: Callable[[], float],
+    retention_status: Callable[[], dict[str, Any]] | None = None,
 ) -> None:
     """Recordings after the call: listing, audited access, legal hold, deletion,
     retention, the audit log and its check.
@@ -119,6 +120,8 @@ def add_admin_routes(
     ``GET    /recordings``                      newest first (``?limit=1..1000``, ``?status=``)
     ``GET    /recordings/audit``                audit rows (``?subject=CALL``)
     ``GET    /recordings/audit/verify``         check the hash chain: ``{ok, rows, first_bad}``
+    ``GET    /recordings/retention``            the policy in force, its source, the errors
+                                               of the last queues.yaml refused
     ``POST   /recordings/retention/run``        apply the retention policy now
     ``GET    /recordings/{call_id}``            metadata (audited access)
     ``GET    /recordings/{call_id}/audio``      the WAV (audited access; 410 once deleted)
@@ -163,6 +166,12 @@ def add_admin_routes(
             return fail(exc)
         run = await asyncio.to_thread(admin.apply_retention, policy(), now=wall(), actor=who)
         return web.json_response(run.as_dict())
+
+    async def retention_policy(_request: web.Request) -> web.Response:
+        if retention_status is not None:
+            return web.json_response(retention_status())
+        current = policy()
+        return web.json_response({"default_days": current.default, "queues": dict(current.queues)})
 
     async def metadata(request: web.Request) -> web.Response:
         try:
@@ -218,6 +227,7 @@ def add_admin_routes(
     app.router.add_get("/recordings", listing)
     app.router.add_get("/recordings/audit", audit_rows)
     app.router.add_get("/recordings/audit/verify", audit_verify)
+    app.router.add_get("/recordings/retention", retention_policy)
     app.router.add_post("/recordings/retention/run", retention)
     app.router.add_get("/recordings/{call_id}", metadata)
     app.router.add_get("/recordings/{call_id}/audio", audio)

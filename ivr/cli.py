@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from acd.cli import acd as acd_cli
-from engine.config import EngineConfig, parse_hostport, parse_range
+from engine.config import TRANSCRIBE_BACKENDS, EngineConfig, parse_hostport, parse_range
 from ivr.flowcli import flows
 from ivr.simcli import simulate, test_flows
 from ivr.versions import VersionStoreError
@@ -60,6 +60,25 @@ def cli(ctx: click.Context, log_level: str, json_logs: bool | None) -> None:
 @click.option(
     "--ring", "ring", type=float, default=None, help="Seconds of 180 Ringing before answer"
 )
+@click.option(
+    "--transcribe-workers",
+    type=click.IntRange(0, 64),
+    default=None,
+    help="Transcription worker processes the engine runs (niced, restarted if they die;"
+    " default 1 or CALLCORE_TRANSCRIBE_WORKERS; 0: none)",
+)
+@click.option(
+    "--transcribe-backend",
+    type=click.Choice(TRANSCRIBE_BACKENDS),
+    default=None,
+    help="default: faster-whisper with the packaged Whisper tiny.en; vosk: a vosk model",
+)
+@click.option(
+    "--transcribe-model",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Model folder of that backend (vosk: else CALLCORE_VOSK_MODEL)",
+)
 def serve(
     sip: tuple[str, int] | None,
     http: tuple[str, int] | None,
@@ -67,8 +86,16 @@ def serve(
     flows: Path | None,
     rtp_ports: str | None,
     ring: float | None,
+    transcribe_workers: int | None,
+    transcribe_backend: str | None,
+    transcribe_model: Path | None,
 ) -> None:
-    """Start the engine in one asyncio process; Ctrl-C / SIGTERM hang up every call and exit."""
+    """Start the engine in one asyncio process; Ctrl-C / SIGTERM hang up every call and exit.
+
+    The engine also runs the transcription workers (see --transcribe-workers):
+    recorded calls become text records in DATA/transcripts and land in the
+    customer history.
+    """
     from engine.app import run_engine
 
     try:
@@ -92,7 +119,23 @@ def serve(
         except ValueError as exc:
             raise click.BadParameter(str(exc)) from None
         changes.update(rtp_low=low, rtp_high=high)
+    if transcribe_workers is not None:
+        changes["transcribe_workers"] = transcribe_workers
+    if transcribe_backend is not None:
+        changes["transcribe_backend"] = transcribe_backend
+    if transcribe_model is not None:
+        changes["transcribe_model"] = str(transcribe_model)
     cfg = dataclasses.replace(cfg, **changes)  # type: ignore[arg-type]
+    if cfg.transcribe_workers:
+        from recordings.stt import SttError, model_folder
+
+        try:
+            model_folder(cfg.transcribe_backend, cfg.transcribe_model or None)
+        except SttError as exc:
+            raise click.ClickException(
+                f"cannot start the transcription workers: {exc}"
+                " (or run without them: --transcribe-workers 0)"
+            ) from None
     try:
         run_engine(cfg)
     except VersionStoreError as exc:

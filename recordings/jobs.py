@@ -275,6 +275,56 @@ class JobQueue:
                 raise
         return self.get(job_id)
 
+    def abandon(self, worker: str, error: str, *, now: float, charge: bool = True) -> list[int]:
+        """The jobs leased to ``worker``, a worker known to be gone (its process was
+        reaped), go back to the queue at once instead of when their lease expires,
+        in their place (they were due already: the next claim takes them).
+
+        ``error`` is recorded as that attempt's error. With ``charge`` the attempt
+        counts (a job whose attempts are used up becomes ``failed``: a recording
+        that kills its worker every time must not kill them for ever); without
+        it (the engine stopped the worker itself) the attempt is given back.
+        Returns the ids of the jobs released.
+        """
+        released: list[int] = []
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                rows = db.execute(
+                    "SELECT * FROM transcription_jobs WHERE status = 'running' AND worker = ?",
+                    (worker,),
+                ).fetchall()
+                for row in rows:
+                    errors = json.loads(row["errors"])
+                    msg = f"attempt {row['attempts']}: {error}"
+                    errors.append(msg)
+                    if charge and row["attempts"] >= row["max_attempts"]:
+                        db.execute(
+                            "UPDATE transcription_jobs SET status = 'failed', worker = NULL,"
+                            " lease_until = NULL, last_error = ?, errors = ?, finished_at = ?"
+                            " WHERE id = ?",
+                            (msg, json.dumps(errors), now, row["id"]),
+                        )
+                    else:
+                        db.execute(
+                            "UPDATE transcription_jobs SET status = 'queued', worker = NULL,"
+                            " lease_until = NULL, last_error = ?, errors = ?,"
+                            " available_at = MIN(available_at, ?), attempts = ? WHERE id = ?",
+                            (
+                                msg,
+                                json.dumps(errors),
+                                now,
+                                row["attempts"] if charge else max(0, row["attempts"] - 1),
+                                row["id"],
+                            ),
+                        )
+                    released.append(int(row["id"]))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return released
+
     def retry(self, job_id: int, *, now: float) -> None:
         """Put a failed job back in the queue with a fresh set of attempts (operator action)."""
         with self._connect() as db:

@@ -1,7 +1,9 @@
 """How long recordings are kept (pure): retention days per queue and legal holds.
 
-The policy is written as text, so it fits an environment variable
-(``CALLCORE_RETENTION``) or a command-line option::
+The policy is written beside the queues, in ``flows/queues.yaml``
+(``retention: {days: N}`` per queue and under ``defaults:``, read by
+:mod:`recordings.retention_config`), and can be overridden by a text that
+fits an environment variable (``CALLCORE_RETENTION``)::
 
     365; billing=90; support=30; vip=0
 
@@ -22,7 +24,16 @@ from dataclasses import dataclass, field
 
 from recordings.metadata import RecordingMeta
 
-__all__ = ["DAY", "Decision", "RetentionError", "RetentionPolicy", "decide", "parse_retention"]
+__all__ = [
+    "DAY",
+    "Decision",
+    "RetentionError",
+    "RetentionPolicy",
+    "decide",
+    "override_policy",
+    "parse_retention",
+    "parse_retention_parts",
+]
 
 DAY = 86400.0
 _QUEUE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
@@ -58,7 +69,20 @@ class Decision:
 
 def parse_retention(text: str) -> RetentionPolicy:
     """The policy written in ``text`` (see the module docstring)."""
-    default = 0
+    default, queues = parse_retention_parts(text)
+    return RetentionPolicy(default or 0, queues)
+
+
+def override_policy(base: RetentionPolicy, text: str) -> RetentionPolicy:
+    """``base`` (from queues.yaml) with what ``text`` (``CALLCORE_RETENTION``) gives over it:
+    its bare number replaces the default, each ``QUEUE=DAYS`` that queue's days."""
+    default, queues = parse_retention_parts(text)
+    return RetentionPolicy(base.default if default is None else default, {**base.queues, **queues})
+
+
+def parse_retention_parts(text: str) -> tuple[int | None, dict[str, int]]:
+    """The default (None when ``text`` gives none) and the per-queue days of ``text``."""
+    default: int | None = None
     queues: dict[str, int] = {}
     seen_default = False
     for raw in re.split(r"[;,]", text):
@@ -84,7 +108,7 @@ def parse_retention(text: str) -> RetentionPolicy:
             raise RetentionError(f"retention {part!r}: queue {name!r} is given twice")
         else:
             queues[name] = days
-    return RetentionPolicy(default, queues)
+    return default, queues
 
 
 def decide(meta: RecordingMeta, policy: RetentionPolicy, now: float) -> Decision:

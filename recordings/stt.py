@@ -46,6 +46,7 @@ __all__ = [
     "VoskTranscriber",
     "WhisperTranscriber",
     "Word",
+    "model_folder",
     "open_transcriber",
     "transcribe_channels",
     "voiced_regions",
@@ -355,6 +356,28 @@ class WhisperTranscriber:
 
 
 # -- selection and channels ----------------------------------------------------------------
+
+
+def model_folder(
+    backend: str = "default",
+    model_dir: Path | str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Path:
+    """The model folder ``backend`` would load, checked without loading it (fast: for
+    start-up checks). Raises :class:`SttError` naming the folder and the fix."""
+    env = os.environ if env is None else env
+    if backend == "vosk":
+        return vosk_model_dir(model_dir, env)
+    if backend != "default":
+        raise SttError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
+    raw = model_dir if model_dir is not None else env.get("CALLCORE_WHISPER_MODEL")
+    path = Path(str(raw)) if raw else packaged_whisper_dir()
+    if not (path / "model.bin").is_file():
+        raise SttError(
+            f"whisper model {path}: no model.bin; point at a CTranslate2 Whisper folder"
+            " (model.bin, config.json, tokenizer.json)"
+        )
+    return path
 
 
 def open_transcriber(

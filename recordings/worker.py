@@ -23,6 +23,7 @@ import os
 import queue as queue_mod
 import re
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -298,25 +299,51 @@ def _wav_seconds(path: Path) -> float:
         return 0.0
 
 
+LOAD_FAILED = 3
+"""Exit code of a worker that could not load its model."""
+
+
+def _die_with_parent(parent: int) -> None:
+    """Exit when ``parent`` (the engine) is gone, even if it was killed with SIGKILL:
+    the kernel sends us SIGTERM when it dies (Linux ``PR_SET_PDEATHSIG``)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0)
+    if os.getppid() != parent:  # died before the line above took effect
+        os._exit(0)
+
+
 def worker_main(
     cfg: WorkerConfig,
     worker: str,
     stop: EventType,
     ready: Any = None,
     max_jobs: int = 0,
+    parent: int | None = None,
 ) -> None:
     """Entry point of a worker process: nice, load the model once, loop until ``stop``.
 
     ``ready`` (a multiprocessing queue) gets ``(worker, None)`` once the model is
-    loaded, or ``(worker, error)`` when it cannot be, and the process exits.
+    loaded, or ``(worker, error)`` when it cannot be, and the process exits with
+    :data:`LOAD_FAILED`. With ``parent`` (the engine's pid) the worker exits
+    when that process dies, however it dies (no orphans transcribing on).
     """
     from engine.logs import configure_logging
 
+    if parent is not None:
+        _die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the group: the parent stops us
     configure_logging(os.environ.get("CALLCORE_LOG_LEVEL", "info"), json=True)
     os.environ.update(cfg.env)
-    if cfg.nice:
+    if cfg.nice and parent is None:
         os.nice(cfg.nice)
+    elif cfg.nice and parent is not None:  # the parent may have niced us already (at once)
+        want = min(19, os.getpriority(os.PRIO_PROCESS, parent) + cfg.nice)
+        if os.getpriority(os.PRIO_PROCESS, 0) < want:
+            os.setpriority(os.PRIO_PROCESS, 0, want)
     try:
         queue = JobQueue(cfg.db_path, backoff=cfg.backoff)
         transcriber = open_transcriber(cfg.backend, cfg.model_dir, cpu_threads=cfg.cpu_threads)
@@ -325,12 +352,15 @@ def worker_main(
         log.error("worker.failed", worker=worker, error=str(exc))
         if ready is not None:
             ready.put((worker, f"{type(exc).__name__}: {exc}"))
-        return
+        sys.exit(LOAD_FAILED)
     log.info("worker.ready", worker=worker, backend=transcriber.name, pid=os.getpid())
     if ready is not None:
         ready.put((worker, None))
     done = 0
     while not stop.is_set():
+        if parent is not None and os.getppid() != parent:
+            log.warning("worker.orphaned", worker=worker, parent=parent)
+            break
         job = process_next(queue, transcriber, worker, cfg, history=history)
         if job is None:
             stop.wait(cfg.poll)
@@ -357,7 +387,9 @@ class TranscriptionWorkers:
         """Start the processes; with ``wait``, return once every model is loaded.
 
         A worker that cannot load its model raises :class:`WorkerStartError`
-        with its error (after stopping the others).
+        with its error (after stopping the others). The workers exit when this
+        process dies; call it from a thread that lives as long as they should
+        (the main thread): Linux signals the death of the thread that forked.
         """
         JobQueue(self.cfg.db_path)  # create the table before the children race to
         host = os.uname().nodename
@@ -365,7 +397,7 @@ class TranscriptionWorkers:
             worker = f"{host}:{self.name}-{i}:{os.getpid()}"
             proc = self._ctx.Process(
                 target=worker_main,
-                args=(self.cfg, worker, self._stop, self._ready),
+                args=(self.cfg, worker, self._stop, self._ready, 0, os.getpid()),
                 name=f"{self.name}-{i}",
             )
             proc.start()

@@ -31,6 +31,7 @@ def engine_config(tmp_path: Path, **overrides: object) -> EngineConfig:
         rtp_high=low + 2000,
         data_dir=tmp_path / "data",
         flows_dir=FLOWS,
+        transcribe_workers=0,  # no model-loading child processes unless a test asks for them
     )
     return base.__class__(**{**base.__dict__, **overrides})
 

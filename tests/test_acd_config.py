@@ -164,7 +164,7 @@ def test_the_shipped_queues_file_loads_and_runs() -> None:
             "    ahtt: 240",
             "q.yaml:14:5: error: unknown key 'ahtt' in queue 'billing' (fix: did you mean "
             "'aht'? (known: aht, announce, description, groups, max_length, max_wait, "
-            "no_agents, overflow, priority, ring_timeout, service_level, skills, ...))",
+            "no_agents, overflow, priority, retention, ring_timeout, service_level, ...))",
         ),
     ],
 )

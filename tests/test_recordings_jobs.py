@@ -133,3 +133,29 @@ def test_two_processes_never_claim_the_same_job(tmp_path: Path) -> None:
         p.join(30)
     claimed = results[0] + results[1]
     assert sorted(claimed) == sorted(ids)  # every job once, none twice
+
+
+def test_a_dead_workers_jobs_are_released_at_once(tmp_path: Path) -> None:
+    q = JobQueue(tmp_path / "c.db", max_attempts=2)
+    a = q.enqueue("a.wav", "A", now=1.0)
+    b = q.enqueue("b.wav", "B", now=2.0)
+    other = q.enqueue("c.wav", "C", now=3.0)
+    assert q.claim("dead", now=10.0, lease=600) is not None
+    assert q.claim("alive", now=10.0, lease=600) is not None
+    # the supervisor reaped "dead": its job is claimable now, not in 600 s
+    assert q.abandon("dead", "worker dead (pid 7) killed by SIGKILL", now=11.0) == [a]
+    assert q.abandon("nobody", "x", now=11.0) == []
+    job = q.get(a)
+    assert (job.status, job.attempts, job.worker, job.available_at) == ("queued", 1, None, 1.0)
+    assert job.errors == ["attempt 1: worker dead (pid 7) killed by SIGKILL"]
+    assert q.get(b).status == "running" and q.get(b).worker == "alive"  # untouched
+    again = q.claim("new", now=11.0)  # first again: it keeps its place in the queue
+    assert again is not None and again.id == a and again.attempts == 2
+    # attempts used up: a recording that kills every worker ends failed, not for ever
+    assert q.abandon("new", "worker new killed by SIGKILL", now=12.0) == [a]
+    assert (q.get(a).status, len(q.get(a).errors)) == ("failed", 2)
+    # stopped by the engine itself: the attempt is given back
+    third = q.claim("stopping", now=13.0)
+    assert third is not None and third.id == other
+    assert q.abandon("stopping", "engine stopped", now=14.0, charge=False) == [other]
+    assert (q.get(other).status, q.get(other).attempts) == ("queued", 0)

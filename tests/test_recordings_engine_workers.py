@@ -1,0 +1,294 @@
+"""``ivr serve`` runs the transcription workers itself: a real engine process, a SIPp
+caller speaking espeak-ng sentences, the engine's own worker process.
+
+* With only ``ivr serve`` running, the caller's words reach the text record, the
+  caller's history timeline and the full-text search (HTTP API), and
+  ``/metrics`` counts the job; SIGTERM stops the engine and every process it
+  started (workers, multiprocessing's helper) is gone.
+* A worker killed with SIGKILL mid-job is reaped, logged, started again after
+  its back-off; its job goes back to the queue at once and completes (second
+  attempt, the first one's error names the signal); when the engine itself is
+  killed with SIGKILL, its workers go too (no orphans transcribing on).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from recordings.jobs import Job, JobQueue
+from recordings.textrecord import load_record
+from tests.conftest import ROOT
+from tests.peers.ports import free_port, free_tcp_port
+from tests.peers.sipp import Sipp
+from tests.rtp_pcap import rtp_packets, write_pcap
+from tests.speech import place, say, words_of, write_wav
+from tests.test_recordings_worker import SENTENCES
+
+SCENARIOS = Path(__file__).parent / "scenarios"
+RATE = 8000
+pytestmark = pytest.mark.peer
+
+FLOW = """\
+flow: main
+start: menu
+nodes:
+  menu:
+    type: menu
+    prompt: Please press a key.
+    options: {"1": bye}
+    timeout: 7
+    retries: 0
+    no_input: bye
+  bye: {type: hangup, prompt: Goodbye.}
+"""
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        return resp.status, resp.read()
+
+
+async def _json(http_port: int, path: str) -> Any:
+    _, body = await asyncio.to_thread(_get, f"http://127.0.0.1:{http_port}{path}")
+    return json.loads(body)
+
+
+async def _metric(http_port: int, name: str) -> float | None:
+    _, body = await asyncio.to_thread(_get, f"http://127.0.0.1:{http_port}/metrics")
+    found = re.search(rf"^{re.escape(name)} ([0-9.e+-]+)$", body.decode(), re.M)
+    return float(found.group(1)) if found else None
+
+
+async def _serve(
+    data: Path, flows: Path, log: Path, *extra: str
+) -> tuple[asyncio.subprocess.Process, int, int]:
+    sip_port, http_port = free_port("udp"), free_tcp_port()
+    out = log.open("ab")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "ivr", "--json-logs", "serve",
+        "--sip", f"127.0.0.1:{sip_port}", "--http", f"127.0.0.1:{http_port}",
+        "--data", str(data), "--flows", str(flows), "--rtp-ports", "45000-46000", *extra,
+        cwd=ROOT, stdout=out, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out.close()
+    for _ in range(300):
+        try:
+            status, _ = await asyncio.to_thread(_get, f"http://127.0.0.1:{http_port}/health")
+            if status == 200:
+                return proc, sip_port, http_port
+        except OSError:
+            await asyncio.sleep(0.1)
+    proc.kill()
+    await proc.wait()
+    raise AssertionError(f"engine did not become healthy:\n{log.read_text(errors='replace')}")
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` (children of each of its threads, recursively)."""
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        for task in Path(f"/proc/{parent}/task").glob("*"):
+            try:
+                kids = (task / "children").read_text().split()
+            except OSError:
+                continue
+            for kid in map(int, kids):
+                if kid not in found:
+                    found.add(kid)
+                    todo.append(kid)
+    return found
+
+
+def _running(pid: int) -> bool:
+    """The process exists and is not a zombie (dead, waiting for its parent to reap it)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    state = re.search(r"^State:\s+(\S)", status, re.M)
+    return state is not None and state.group(1) not in ("Z", "X")
+
+
+async def _all_gone(pids: set[int], timeout: float) -> set[int]:
+    deadline = time.monotonic() + timeout
+    while True:
+        left = {p for p in pids if _running(p)}
+        if not left or time.monotonic() > deadline:
+            return left
+        await asyncio.sleep(0.1)
+
+
+async def _job(db: Path, statuses: set[str], timeout: float) -> Job:
+    deadline = time.monotonic() + timeout
+    while True:
+        jobs = await asyncio.to_thread(JobQueue(db).jobs)
+        if jobs and jobs[0].status in statuses:
+            return jobs[0]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no job in {statuses} after {timeout} s: {jobs}")
+        await asyncio.sleep(0.1)
+
+
+def _log_events(log: Path, event: str) -> list[dict[str, Any]]:
+    out = []
+    for line in log.read_text(errors="replace").splitlines():
+        if f'"{event}"' in line:
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue
+    return out
+
+
+async def test_serve_alone_transcribes_a_call_into_the_history(tmp_path: Path) -> None:
+    flows, data, log = tmp_path / "flows", tmp_path / "data", tmp_path / "engine.log"
+    flows.mkdir()
+    (flows / "main.yaml").write_text(FLOW)
+    (flows / "routes.yaml").write_text("default: main\n")
+    speech = say("I want to cancel my subscription")
+    audio = place(12.0, (0.5, speech))
+    run_dir = tmp_path / "sipp"
+    run_dir.mkdir()
+    write_pcap(run_dir / "flow_caller.pcap", rtp_packets(audio, "PCMU"))
+
+    proc, sip_port, http_port = await _serve(data, flows, log, "--transcribe-workers", "1")
+    try:
+        health = await _json(http_port, "/health")
+        workers = health["transcription"]
+        assert workers["processes"] == 1 and len(workers["pids"]) == 1, health
+        (worker_pid,) = workers["pids"]
+        # niced below the engine: the calls' media keeps the CPU
+        assert os.getpriority(os.PRIO_PROCESS, worker_pid) >= (
+            os.getpriority(os.PRIO_PROCESS, proc.pid) + 10
+        )
+        sipp = Sipp(
+            SCENARIOS / "uac_flow_rfc4733.xml",
+            remote=f"127.0.0.1:{sip_port}",
+            timeout=60,
+            run_dir=run_dir,
+            extra_args=["-key", "caller", "+14155550123"],
+        )
+        result = await sipp.run_async()  # the flow says goodbye and hangs up after ~10 s
+        assert result.ok, result
+        job = await _job(data / "callcore.db", {"done", "failed"}, 120)
+        assert job.status == "done", job.errors
+        assert job.worker is None and job.attempts == 1
+
+        # the text record
+        record = load_record(Path(job.result or ""))
+        caller = [w for s in record.segments if s.speaker == "caller" for w in words_of(s.text)]
+        agent = [w for s in record.segments if s.speaker == "agent" for w in words_of(s.text)]
+        assert "cancel" in caller and "subscription" in caller, record.segments
+        # the IVR side: "Please press a key." then "Goodbye." (espeak-ng over PCMU)
+        assert {"please", "key"} <= set(agent) and "subscription" not in agent, record.segments
+        assert record.call_id == job.call_id and record.metadata.channels == 2
+
+        # the full-text search and the caller's timeline, over HTTP
+        found = await _json(http_port, "/history/search?q=" + urllib.parse.quote("subscription"))
+        (hit,) = found["results"]
+        assert (hit["channel"], hit["external_id"]) == ("voice", job.call_id)
+        assert "[subscription]" in hit["snippet"].lower()
+        timeline = await _json(http_port, f"/history/contacts/{hit['contact_id']}/timeline")
+        (voice,) = timeline["interactions"]
+        assert voice["external_id"] == job.call_id and "subscription" in voice["body"].lower()
+        assert voice["meta"]["transcript"]["backend"].startswith("faster-whisper")
+        assert "+14155550123" in json.dumps(timeline["contact"])
+
+        # /metrics: the queue as the supervisor last counted it (every 2 s)
+        deadline = time.monotonic() + 10
+        while await _metric(http_port, 'callcore_transcription_jobs{status="done"}') != 1.0:
+            assert time.monotonic() < deadline, "the done job never reached /metrics"
+            await asyncio.sleep(0.5)
+        assert await _metric(http_port, "callcore_transcription_queue_depth") == 0.0
+        assert await _metric(http_port, 'callcore_transcription_jobs{status="failed"}') == 0.0
+        assert await _metric(http_port, "callcore_transcription_workers") == 1.0
+        assert await _metric(http_port, "callcore_transcription_worker_restarts_total") == 0.0
+
+        children = _descendants(proc.pid)
+        assert worker_pid in children
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
+        left = await _all_gone(children, 10)
+        assert not left, f"processes left behind by the engine: {left}"
+        assert _log_events(log, "transcription.workers_stopped")
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def test_a_killed_worker_is_restarted_and_its_job_completes(tmp_path: Path) -> None:
+    flows, data, log = tmp_path / "flows", tmp_path / "data", tmp_path / "engine.log"
+    flows.mkdir()
+    data.mkdir()
+    # a minute of two people talking: long enough to be killed mid-transcription
+    parts = [(i * 5.0, say(text)) for i, text in enumerate(SENTENCES)]
+    stereo = np.stack((place(60.0, *parts[0::2]), place(60.0, *parts[1::2])), axis=1)
+    wav = write_wav(data / "long-call.wav", stereo)
+    db = data / "callcore.db"
+    job_id = JobQueue(db).enqueue(wav, "long-call", now=time.time())  # as the recorder does
+
+    proc, _, http_port = await _serve(data, flows, log, "--transcribe-workers", "1")
+    try:
+        running = await _job(db, {"running", "done"}, 90)
+        assert running.status == "running", "finished before it could be killed"
+        (first_pid,) = (await _json(http_port, "/health"))["transcription"]["pids"]
+        os.kill(first_pid, signal.SIGKILL)  # dies mid-transcription
+
+        deadline = time.monotonic() + 30
+        while True:
+            state = (await _json(http_port, "/health"))["transcription"]
+            if state["restarts"] == 1 and state["alive"] == 1:
+                break
+            assert time.monotonic() < deadline, state
+            await asyncio.sleep(0.2)
+        (second_pid,) = state["pids"]
+        assert second_pid != first_pid and not _running(first_pid)
+        assert state["last_exit"] == {"0": "killed by SIGKILL"}
+
+        done = await _job(db, {"done", "failed"}, 240)
+        assert done.id == job_id and done.status == "done", done.errors
+        assert done.attempts == 2  # the killed attempt counts, the lease was not waited for
+        assert "died: killed by SIGKILL" in done.errors[0], done.errors
+        record = load_record(Path(done.result or ""))
+        caller = {w for s in record.segments if s.speaker == "caller" for w in words_of(s.text)}
+        agent = {w for s in record.segments if s.speaker == "agent" for w in words_of(s.text)}
+        assert {"subscription", "agent", "package"} <= caller, caller
+        assert {"calling", "line", "invoice"} <= agent, agent
+
+        (died,) = _log_events(log, "transcription.worker_died")
+        assert died["pid"] == first_pid and died["exit"] == "killed by SIGKILL"
+        assert died["jobs_requeued"] == [job_id] and died["restart_in"] == 1.0
+        (restarted,) = _log_events(log, "transcription.worker_restarted")
+        assert restarted["pid"] == second_pid
+        deadline = time.monotonic() + 10
+        while await _metric(http_port, "callcore_transcription_worker_restarts_total") != 1.0:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.5)
+
+        # the engine killed outright: its workers do not outlive it
+        children = _descendants(proc.pid)
+        assert second_pid in children
+        proc.send_signal(signal.SIGKILL)
+        await proc.wait()
+        left = await _all_gone(children, 10)
+        assert not left, f"processes left behind by the killed engine: {left}"
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
