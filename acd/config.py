@@ -20,6 +20,7 @@ the names under ``queues:``)::
         ring_timeout: 15                        # then the agent goes not_ready (rna)
         announce: {first: 30, every: 60, position: true, ewt: true, round_to: 60}
         aht: 240                                # handle time assumed before the first call
+        retention: {days: 90}                   # recordings kept (recordings.retention_config)
         steps:                                  # relax over time; or just `skills:`/`groups:`
           - {skills: {billing: 4}, for: 30}
           - {skills: {billing: 2}, for: 60}
@@ -90,6 +91,7 @@ _QUEUE = (
     "skills",
     "groups",
     "description",
+    "retention",  # recordings' retention {days: N}: read and checked by recordings.retention_config
 )
 _DEFAULTS = tuple(k for k in _QUEUE if k not in ("steps", "skills", "groups", "description"))
 _STEP = ("skills", "groups", "for")

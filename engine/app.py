@@ -9,6 +9,7 @@ adds SIGINT/SIGTERM handling for the CLI.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import signal
@@ -49,8 +50,11 @@ from recordings.audit import AuditLog
 from recordings.history import HistoryStore
 from recordings.lifecycle import RecordingAdmin
 from recordings.recorder import Recorder
-from recordings.retention import RetentionPolicy, parse_retention
+from recordings.retention import RetentionPolicy
+from recordings.retention_config import QUEUES_FILE, RetentionSettings
 from recordings.storage import ProcessRunner
+from recordings.supervisor import WorkerSupervisor
+from recordings.worker import WorkerConfig
 
 log = structlog.get_logger("engine.app")
 
@@ -126,10 +130,18 @@ class Engine:
         self.history: HistoryStore | None = None  # contacts and every channel's interactions
         self.audit: AuditLog | None = None  # hash-chained log of what happens to recordings
         self.admin: RecordingAdmin | None = None  # access, legal hold, deletion, retention
-        self.retention: RetentionPolicy = parse_retention(config.retention)
+        self.retention_settings = RetentionSettings(
+            config.retention, config.flows_dir / QUEUES_FILE
+        )  # queues.yaml's retention (hot reloaded), CALLCORE_RETENTION over it
         self._retention_task: asyncio.Task[None] | None = None
+        self.transcription: WorkerSupervisor | None = None  # the transcription workers
         self.gc_pacer = GcPacer()
         self.metrics.registry.register(_HotPathCounters(self))
+
+    @property
+    def retention(self) -> RetentionPolicy:
+        """The retention policy in force (see recordings.retention_config)."""
+        return self.retention_settings.policy
 
     def _on_sip_event(self, event: Any) -> None:
         if self.outbound is not None and self.outbound.owns(event.call):
@@ -182,6 +194,9 @@ class Engine:
         db = cfg.data_dir / DB_NAME
         self.audit = await asyncio.to_thread(AuditLog, db)
         self.admin = await asyncio.to_thread(RecordingAdmin, cfg.data_dir, db, self.audit)
+        await asyncio.to_thread(self.retention_settings.load_file, cfg.flows_dir / QUEUES_FILE)
+        if self.flow_reload is not None:  # queues.yaml's retention changes apply live
+            self.flow_reload.registry.subscribe(self.retention_settings.follow)
         if cfg.capture:
             self.recorder = await self._start_recorder()
         await self.sip.start(cfg.sip_host, cfg.sip_port)
@@ -238,7 +253,13 @@ class Engine:
             agent_call = self.acd.agent_call if self.acd is not None else None
             add_recording_routes(web_app, self.recorder, agent_call)
         if self.admin is not None:
-            add_admin_routes(web_app, self.admin, policy=lambda: self.retention, wall=time.time)
+            add_admin_routes(
+                web_app,
+                self.admin,
+                policy=lambda: self.retention,
+                wall=time.time,
+                retention_status=self.retention_settings.status,
+            )
         if self.history is not None:
             web_app.add_subapp("/history/", history_app(self.history))
         if self.acd is not None:
@@ -247,8 +268,21 @@ class Engine:
             self.flow_reload.mount(web_app)
         self.http = HttpServer(web_app, cfg.http_host, cfg.http_port)
         await self.http.start()
-        if self.admin is not None and (self.retention.default or self.retention.queues):
+        if self.admin is not None:  # the policy may come with the next queues.yaml
             self._retention_task = asyncio.ensure_future(self._retention_loop())
+        if cfg.transcribe_workers > 0:
+            self.transcription = WorkerSupervisor(
+                WorkerConfig(
+                    data_dir=cfg.data_dir,
+                    backend=cfg.transcribe_backend,
+                    model_dir=Path(cfg.transcribe_model) if cfg.transcribe_model else None,
+                    cpu_threads=cfg.transcribe_threads,
+                    nice=cfg.transcribe_nice,
+                ),
+                cfg.transcribe_workers,
+                registry=self.metrics.registry,
+            )
+            await self.transcription.start()  # returns at once: models load in the children
         log.info(
             "engine.started",
             sip=f"{self.sip.host}:{self.sip.port}",
@@ -272,14 +306,21 @@ class Engine:
         return recorder
 
     async def _retention_loop(self) -> None:
-        """Apply the retention policy at start-up and every ``retention_every`` seconds."""
+        """Apply the retention policy in force at start-up, every ``retention_every`` s
+        and as soon as a new one is put in force (queues.yaml saved)."""
         assert self.admin is not None
+        changed = asyncio.Event()
+        self.retention_settings.on_change.append(lambda _policy: changed.set())
         while True:
+            changed.clear()
             try:
-                await asyncio.to_thread(self.admin.apply_retention, self.retention, now=time.time())
+                policy = self.retention
+                if policy.default or policy.queues:
+                    await asyncio.to_thread(self.admin.apply_retention, policy, now=time.time())
             except Exception:
                 log.exception("retention.failed", hint="the next pass tries again")
-            await asyncio.sleep(self.config.retention_every)
+            with contextlib.suppress(TimeoutError):  # a new policy, or the next hour
+                await asyncio.wait_for(changed.wait(), self.config.retention_every)
 
     def health(self) -> dict[str, Any]:
         calls = self.calls
@@ -288,10 +329,14 @@ class Engine:
             "calls_active": len(calls.legs) if calls else 0,
             "sip": f"{self.sip.host}:{self.sip.port}",
             "media_streams": self.clock.members() if self.clock else 0,
+            "transcription": self.transcription.status() if self.transcription else None,
         }
 
     async def stop(self) -> None:
         """Hang up every call (BYE), wait briefly for answers, close all sockets."""
+        workers = None  # the transcription workers finish their job in hand meanwhile
+        if self.transcription is not None:
+            workers = asyncio.ensure_future(self.transcription.stop())
         if self.calls is not None:
             await self.calls.shutdown(self.config.shutdown_grace)
         if self.outbound is not None:
@@ -311,6 +356,8 @@ class Engine:
             await self.flow_app.close()
         if self.flow_reload is not None:
             await self.flow_reload.stop()
+        if workers is not None:
+            await workers
         await self.sip.close()
         log.info("engine.stopped")
 
