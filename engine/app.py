@@ -336,7 +336,7 @@ class Engine:
         """Hang up every call (BYE), wait briefly for answers, close all sockets."""
         workers = None  # the transcription workers finish their job in hand meanwhile
         if self.transcription is not None:
-            workers = asyncio.ensure_future(self.transcription.stop())
+            workers = asyncio.ensure_future(self.transcription.stop(self.config.shutdown_grace))
         if self.calls is not None:
             await self.calls.shutdown(self.config.shutdown_grace)
         if self.outbound is not None:

@@ -91,7 +91,8 @@ class EngineConfig:
     max_calls: int = 2000
     """Calls beyond this are refused with 503 and Retry-After."""
     shutdown_grace: float = 3.0
-    """Seconds to wait for BYE answers on shutdown."""
+    """Seconds to wait for BYE answers on shutdown, and for the transcription workers to
+    finish their job in hand (then they are stopped and the job waits for the next start)."""
     loop: str = "uvloop"
     """Event loop: ``uvloop`` (default, measured faster on the media path) or ``asyncio``."""
 

@@ -12,9 +12,9 @@ each) that drain the job queue in ``DATA/callcore.db``.
   (:meth:`recordings.jobs.JobQueue.abandon`): no waiting for its lease.
 * Workers exit with the engine however it ends: :meth:`WorkerSupervisor.stop`
   (SIGTERM/Ctrl-C of the engine) asks them to finish their job in hand, then
-  terminates the stragglers (their jobs are given back without using an
-  attempt); if the engine is killed, the kernel ends them (``PR_SET_PDEATHSIG``,
-  and each worker checks its parent between jobs).
+  after its grace terminates the stragglers (their jobs are given back
+  without using an attempt); if the engine is killed, the kernel ends them
+  (``PR_SET_PDEATHSIG``, and each worker checks its parent between jobs).
 * ``/metrics``: ``callcore_transcription_jobs{status}`` (queued, running,
   done, failed: rows of the queue), ``callcore_transcription_queue_depth``
   (queued, waiting for a worker), ``callcore_transcription_workers`` (alive)

@@ -3,12 +3,16 @@ caller speaking espeak-ng sentences, the engine's own worker process.
 
 * With only ``ivr serve`` running, the caller's words reach the text record, the
   caller's history timeline and the full-text search (HTTP API), and
-  ``/metrics`` counts the job; SIGTERM stops the engine and every process it
-  started (workers, multiprocessing's helper) is gone.
+  ``/metrics`` counts the job; Ctrl-C (SIGINT to the engine's process group)
+  stops the engine and every process it started (workers, the recording
+  storage process, multiprocessing's helper) is gone.
 * A worker killed with SIGKILL mid-job is reaped, logged, started again after
   its back-off; its job goes back to the queue at once and completes (second
   attempt, the first one's error names the signal); when the engine itself is
   killed with SIGKILL, its workers go too (no orphans transcribing on).
+* SIGTERM while a worker is busy: after the shutdown grace the worker is
+  terminated, the engine exits 0, nothing is left running, and the job is
+  queued again without the interrupted attempt counting.
 """
 
 from __future__ import annotations
@@ -73,15 +77,17 @@ async def _metric(http_port: int, name: str) -> float | None:
 
 
 async def _serve(
-    data: Path, flows: Path, log: Path, *extra: str
+    data: Path, flows: Path, log: Path, *extra: str, env: dict[str, str] | None = None
 ) -> tuple[asyncio.subprocess.Process, int, int]:
+    """``python -m ivr serve`` in a session of its own (a process group, as in a terminal)."""
     sip_port, http_port = free_port("udp"), free_tcp_port()
     out = log.open("ab")
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "ivr", "--json-logs", "serve",
         "--sip", f"127.0.0.1:{sip_port}", "--http", f"127.0.0.1:{http_port}",
         "--data", str(data), "--flows", str(flows), "--rtp-ports", "45000-46000", *extra,
-        cwd=ROOT, stdout=out, stderr=asyncio.subprocess.STDOUT,
+        cwd=ROOT, stdout=out, stderr=asyncio.subprocess.STDOUT, start_new_session=True,
+        env={**os.environ, **(env or {})},
     )  # fmt: skip
     out.close()
     for _ in range(300):
@@ -142,6 +148,14 @@ async def _job(db: Path, statuses: set[str], timeout: float) -> Job:
         if time.monotonic() > deadline:
             raise AssertionError(f"no job in {statuses} after {timeout} s: {jobs}")
         await asyncio.sleep(0.1)
+
+
+def _long_call(data: Path, seconds: float) -> tuple[Path, int]:
+    """A stereo WAV of two people talking for ``seconds``, queued as the recorder does."""
+    parts = [(i * 5.0, say(text)) for i, text in enumerate(SENTENCES * 4) if i * 5.0 < seconds]
+    stereo = np.stack((place(seconds, *parts[0::2]), place(seconds, *parts[1::2])), axis=1)
+    wav = write_wav(data / "long-call.wav", stereo)
+    return wav, JobQueue(data / "callcore.db").enqueue(wav, "long-call", now=time.time())
 
 
 def _log_events(log: Path, event: str) -> list[dict[str, Any]]:
@@ -219,13 +233,15 @@ async def test_serve_alone_transcribes_a_call_into_the_history(tmp_path: Path) -
         assert await _metric(http_port, "callcore_transcription_workers") == 1.0
         assert await _metric(http_port, "callcore_transcription_worker_restarts_total") == 0.0
 
+        # Ctrl-C in the engine's terminal: SIGINT to its whole process group
         children = _descendants(proc.pid)
         assert worker_pid in children
-        proc.send_signal(signal.SIGTERM)
+        os.killpg(proc.pid, signal.SIGINT)
         assert await asyncio.wait_for(proc.wait(), 30) == 0
         left = await _all_gone(children, 10)
         assert not left, f"processes left behind by the engine: {left}"
-        assert _log_events(log, "transcription.workers_stopped")
+        (stopped,) = _log_events(log, "transcription.workers_stopped")
+        assert stopped["terminated"] == 0  # the idle worker exited when asked
     finally:
         if proc.returncode is None:
             proc.kill()
@@ -237,11 +253,8 @@ async def test_a_killed_worker_is_restarted_and_its_job_completes(tmp_path: Path
     flows.mkdir()
     data.mkdir()
     # a minute of two people talking: long enough to be killed mid-transcription
-    parts = [(i * 5.0, say(text)) for i, text in enumerate(SENTENCES)]
-    stereo = np.stack((place(60.0, *parts[0::2]), place(60.0, *parts[1::2])), axis=1)
-    wav = write_wav(data / "long-call.wav", stereo)
+    _, job_id = _long_call(data, 60.0)
     db = data / "callcore.db"
-    job_id = JobQueue(db).enqueue(wav, "long-call", now=time.time())  # as the recorder does
 
     proc, _, http_port = await _serve(data, flows, log, "--transcribe-workers", "1")
     try:
@@ -288,6 +301,38 @@ async def test_a_killed_worker_is_restarted_and_its_job_completes(tmp_path: Path
         await proc.wait()
         left = await _all_gone(children, 10)
         assert not left, f"processes left behind by the killed engine: {left}"
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def test_sigterm_mid_job_stops_the_worker_and_gives_the_job_back(tmp_path: Path) -> None:
+    flows, data, log = tmp_path / "flows", tmp_path / "data", tmp_path / "engine.log"
+    flows.mkdir()
+    data.mkdir()
+    _, job_id = _long_call(data, 240.0)  # four minutes: still busy when the engine stops
+    db = data / "callcore.db"
+    proc, _, _ = await _serve(
+        data, flows, log, "--transcribe-workers", "1", env={"CALLCORE_SHUTDOWN_GRACE": "0.5"}
+    )
+    try:
+        running = await _job(db, {"running", "done"}, 90)
+        assert running.status == "running", "finished before the engine was stopped"
+        children = _descendants(proc.pid)
+        stopping = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
+        took = time.monotonic() - stopping
+        left = await _all_gone(children, 10)
+        assert not left, f"processes left behind by the engine: {left}"
+        job = JobQueue(db).get(job_id)
+        # given back: queued for the next start, the interrupted attempt not counted
+        assert (job.status, job.attempts, job.worker) == ("queued", 0, None), job
+        assert "stopped with the engine mid-job" in (job.last_error or ""), job.errors
+        (terminated,) = _log_events(log, "transcription.worker_terminated")
+        assert terminated["pid"] in children
+        print(f"engine stopped in {took:.2f} s with its worker mid-job")
     finally:
         if proc.returncode is None:
             proc.kill()
