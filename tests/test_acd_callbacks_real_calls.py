@@ -322,3 +322,35 @@ async def test_unanswered_callback_is_recorded_and_tried_again(
         assert _sample(text, "callcore_acd_callbacks_total", queue="help", event=event) == count
     api = await desk.get("/acd/callbacks")
     assert api["callbacks"] == [] and len(api["attempts_today"]) == 2
+
+
+async def test_callback_waiting_through_a_restart_is_still_called_back(
+    callback_desk: Callable[..., Any],
+) -> None:
+    desk, customer = await callback_desk()
+    cid = await _caller_leaves_a_callback(desk)
+
+    # The engine restarts on the same data folder: the callback keeps its place.
+    config = desk.engine.config
+    await desk.engine.stop()
+    desk.engine = Engine(config)
+    await desk.engine.start()
+    acd = desk.acd
+    (callback,) = acd.callbacks_view()
+    assert (callback["call"], callback["number"], callback["attempts"]) == (cid, NUMBER, 0)
+    routed = acd.router.call(cid)
+    assert routed is not None and routed.callback == NUMBER and routed.state.value == "waiting"
+    assert await desk.agent_state() == "not_ready"  # as it was saved
+    text = await _metrics(desk)
+    assert _sample(text, "callcore_acd_callbacks_waiting", queue="help") == 1
+
+    # The agent gets ready: the customer is called back and bridged.
+    await desk.state("ann", "ready")
+    await asyncio.to_thread(customer.wait_for_event, "CALL_ESTABLISHED", 20)
+    await _until(lambda: (a := acd.answered.get(cid)) and a.get("callback"), 10, "callback bridged")
+    await asyncio.sleep(2.0)
+    await asyncio.to_thread(customer.hangup)
+    await _until(lambda: acd.answered[cid]["ended_at"] is not None, 10, "the callback to end")
+    (attempt,) = await _until(lambda: _attempts(desk), 5, "the attempt saved")
+    assert (attempt["call"], attempt["outcome"], attempt["status"]) == (cid, "connected", 200)
+    assert not acd.callbacks_view()
