@@ -14,7 +14,7 @@ A case file lives in ``<flows>/tests/`` (or next to the flows, named
                                    #   "!2" (pressed during the prompt: barge-in)
         lookup: {name: Ada, tier: vip}   # every lookup finds this (null: not found,
         lookups: {lookup_account: null}  #   "error"); per node id wins
-        queue: overflow            # answered | overflow | no_agents | abandoned
+        queue: overflow            # answered | overflow | no_agents | abandoned | callback
         queues: {operator: answered}
         transfer: failed           # ok (default) | failed
         expect:
@@ -68,7 +68,7 @@ __all__ = [
     "run_cases",
 ]
 
-QueueOutcome = Literal["answered", "overflow", "no_agents", "abandoned"]
+QueueOutcome = Literal["answered", "overflow", "no_agents", "abandoned", "callback"]
 LookupStub = dict[str, Any] | Literal["error"] | None
 
 
@@ -94,7 +94,7 @@ class Expectations(_Strict):
     end: str | dict[str, str] | None = Field(
         default=None,
         description="How the run ends: a reason (hangup, queue, transfer, voicemail, overflow,"
-        " no_agents, abandoned, caller_hangup, error) or {reason: detail}.",
+        " no_agents, abandoned, callback, caller_hangup, error) or {reason: detail}.",
     )
 
     @field_validator("end")

@@ -59,7 +59,7 @@ __all__ = [
     "run_script",
 ]
 
-QueueOutcome = Literal["answered", "overflow", "no_agents", "abandoned"]
+QueueOutcome = Literal["answered", "overflow", "no_agents", "abandoned", "callback"]
 LookupStub = Mapping[str, Any] | Literal["error"] | None
 
 

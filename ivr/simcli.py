@@ -101,7 +101,7 @@ def _when(text: str | None) -> datetime:
 )
 @click.option(
     "--queue-outcome",
-    type=click.Choice(["answered", "overflow", "no_agents", "abandoned"]),
+    type=click.Choice(["answered", "overflow", "no_agents", "abandoned", "callback"]),
     default="no_agents",
     show_default=True,
 )
