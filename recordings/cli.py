@@ -158,36 +158,44 @@ def transcribe_workers(
 ) -> None:
     """Transcribe the engine's queued recordings until Ctrl-C / SIGTERM.
 
-    Each process loads the model once, claims jobs from DATA/callcore.db, writes
-    DATA/transcripts/YYYY/MM/DD/CALL.json (+ .txt/.vtt/.srt).
+    For a machine apart from the engine (``ivr serve`` runs its own workers,
+    --transcribe-workers). Each process loads the model once, claims jobs from
+    DATA/callcore.db, writes DATA/transcripts/YYYY/MM/DD/CALL.json (+
+    .txt/.vtt/.srt). A worker that dies is started again with back-off and its
+    job goes back to the queue (recordings.supervisor).
     """
+    import asyncio
     import signal
-    import threading
 
     from recordings.jobs import JobQueue
-    from recordings.worker import TranscriptionWorkers, WorkerConfig, WorkerStartError
+    from recordings.supervisor import WorkerSupervisor
+    from recordings.worker import WorkerConfig
 
     folder = _data_dir(data)
     cfg = WorkerConfig(
         data_dir=folder, backend=backend, model_dir=model_dir, cpu_threads=threads, nice=nice
     )
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    pool = TranscriptionWorkers(cfg, processes)
-    try:
-        pool.start()
-    except WorkerStartError as exc:
-        raise click.ClickException(str(exc)) from None
-    queue = JobQueue(cfg.db_path)
-    click.echo(f"{processes} transcription workers ready on {cfg.db_path}: {queue.counts()}")
-    try:
-        while not stop.wait(1.0):
-            if pool.alive() < processes:
-                raise click.ClickException("a transcription worker died; see its log above")
-    finally:
-        pool.stop()
-    click.echo(f"stopped: {queue.counts()}")
+
+    async def serve() -> None:
+        supervisor = WorkerSupervisor(cfg, processes)
+        await supervisor.start()
+        if supervisor.error:
+            raise click.ClickException(supervisor.error)
+        errors = await supervisor.wait_ready(120.0)
+        if errors:
+            await supervisor.stop(grace=1.0)
+            raise click.ClickException("transcription workers did not start: " + "; ".join(errors))
+        counts = await asyncio.to_thread(JobQueue(cfg.db_path).counts)
+        click.echo(f"{processes} transcription workers ready on {cfg.db_path}: {counts}")
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await supervisor.stop(grace=30.0)
+
+    asyncio.run(serve())
+    click.echo(f"stopped: {JobQueue(cfg.db_path).counts()}")
 
 
 @click.command("transcribe-jobs")

@@ -1,8 +1,9 @@
 """The engine's own transcription workers: started, watched, restarted and stopped by it.
 
-``ivr serve`` runs :class:`WorkerSupervisor` on its event loop: N worker
-processes (:func:`recordings.worker.worker_main`, ``spawn``, niced, one model
-each) that drain the job queue in ``DATA/callcore.db``.
+``ivr serve`` runs :class:`WorkerSupervisor` on its event loop (so does
+``ivr transcribe-workers`` on a machine of its own): N worker processes
+(:func:`recordings.worker.worker_main`, ``spawn``, niced, one model each)
+that drain the job queue in ``DATA/callcore.db``.
 
 * A worker that dies (killed, crashed, could not load its model) is reaped,
   logged (``transcription.worker_died`` with its exit code or signal) and
@@ -95,6 +96,10 @@ class _Slot:
     restart_at: float | None = None
     last_exit: str | None = None
     last_error: str | None = None
+    ready: bool = False
+    """The process in the slot now has loaded its model."""
+    load_error: str | None = None
+    """Why the process in the slot now could not load its model (``last_error`` stays)."""
     pids: list[int] = field(default_factory=list)
 
 
@@ -225,6 +230,8 @@ class WorkerSupervisor:
         slot.proc = proc
         slot.started = self.clock()
         slot.restart_at = None
+        slot.ready = False
+        slot.load_error = None
         if proc.pid is not None:
             slot.pids.append(proc.pid)
         return proc.pid
@@ -323,10 +330,12 @@ class WorkerSupervisor:
                 return
             slot = next((s for s in self._slots if s.worker == worker), None)
             if error is None:
+                if slot is not None:
+                    slot.ready = True
                 log.info("transcription.worker_ready", worker=worker)
                 continue
             if slot is not None:
-                slot.last_error = error
+                slot.last_error = slot.load_error = error
             log.error(
                 "transcription.worker_load_failed",
                 worker=worker,
@@ -367,6 +376,19 @@ class WorkerSupervisor:
             hint=slot.last_error or "started again after the back-off; see the worker's log above",
         )
 
+    async def wait_ready(self, timeout: float) -> list[str]:
+        """Wait until every worker has loaded its model; returns the errors of those
+        that could not (empty: all ready), or a timeout error."""
+        deadline = self.clock() + timeout
+        while True:
+            self._drain_ready()
+            errors = [f"{s.worker}: {s.load_error}" for s in self._slots if s.load_error]
+            if errors or all(s.ready for s in self._slots):
+                return errors
+            if self.clock() > deadline:
+                return [f"not ready after {timeout:.0f} s"]
+            await asyncio.sleep(0.05)
+
     # ------------------------------------------------------------- reading
     @property
     def pids(self) -> list[int]:
@@ -388,4 +410,5 @@ class WorkerSupervisor:
             "jobs": dict(self.counts),
             "error": self.error,
             "last_exit": {s.index: s.last_exit for s in self._slots if s.last_exit},
+            "last_error": {s.index: s.last_error for s in self._slots if s.last_error},
         }

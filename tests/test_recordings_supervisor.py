@@ -77,3 +77,37 @@ async def test_a_worker_that_cannot_load_its_model_is_restarted_with_backoff(
     finally:
         await supervisor.stop(grace=1.0)
     assert supervisor.pids == [] and supervisor.alive() == 0
+
+
+def test_commands_refuse_a_missing_model_with_the_fix(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "CALLCORE_VOSK_MODEL": ""}
+    ivr = [sys.executable, "-m", "ivr"]
+    serve = subprocess.run(
+        [*ivr, "serve", "--data", str(tmp_path / "d"), "--flows", str(tmp_path),
+         "--sip", "127.0.0.1:0", "--http", "127.0.0.1:0", "--transcribe-backend", "vosk"],
+        capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert serve.returncode == 1 and "Traceback" not in serve.stderr, serve.stderr
+    assert "Error: cannot start the transcription workers: vosk backend: no model folder" in (
+        serve.stderr
+    )
+    assert "(or run without them: --transcribe-workers 0)" in serve.stderr
+    workers = subprocess.run(
+        [*ivr, "transcribe-workers", "--data", str(tmp_path / "d"), "--backend", "vosk",
+         "--model", str(tmp_path / "nowhere")],
+        capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert workers.returncode == 1 and "Traceback" not in workers.stderr, workers.stderr
+    assert f"Error: vosk model {tmp_path / 'nowhere'}: no such folder" in workers.stderr
+    bad = subprocess.run(
+        [*ivr, "serve", "--data", str(tmp_path / "d"), "--flows", str(tmp_path)],
+        capture_output=True, text=True, timeout=60,
+        env={**env, "CALLCORE_TRANSCRIBE_WORKERS": "-1"},
+    )  # fmt: skip
+    assert bad.returncode == 1 and "CALLCORE_TRANSCRIBE_WORKERS=-1: give 0 (none) or more" in (
+        bad.stderr
+    )
