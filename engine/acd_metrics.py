@@ -60,7 +60,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from acd.metrics import AGENT_STATES, AcdMetrics, QueueCounters
-from acd.model import AgentState, CallState
+from acd.model import AgentState, Call, CallState
 from acd.records import (
     CallAbandoned,
     CallAnswered,
@@ -291,9 +291,12 @@ class _AcdCollector:
         queue_agents = g(
             "callcore_acd_queue_agents", "Queue members by state", labels=["queue", "state"]
         )
-        calls = list(router.calls())
+        lines: dict[str, list[Call]] = {}
+        for call in router.calls():
+            if call.state is CallState.WAITING:
+                lines.setdefault(call.queue, []).append(call)
         for name, queue in router.config.queues.items():
-            line = [c for c in calls if c.queue == name and c.state is CallState.WAITING]
+            line = lines.get(name, [])
             waiting.add_metric([name], len(line))
             callbacks.add_metric([name], sum(1 for c in line if c.callback is not None))
             longest.add_metric([name], max((now - c.entered_at for c in line), default=0.0))

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from acd.metrics import AgentCounters, QueueCounters
-from acd.model import AgentState, CallState
+from acd.model import AgentState, Call, CallState
 from acd.store import MetricsStoreError
 from engine.acd_metrics import day_totals
 from engine.acd_runtime import STATE_REQUESTS, AcdRequestError
@@ -104,10 +104,12 @@ def queues_view(acd: AcdRuntime) -> list[dict[str, Any]]:
     router = acd.router
     now = acd.now()
     day = acd.metrics.day_start(now)
-    calls = router.calls()
+    by_queue: dict[str, list[Call]] = {}
+    for call in router.calls():
+        by_queue.setdefault(call.queue, []).append(call)
     out = []
     for name, queue in router.config.queues.items():
-        mine = [c for c in calls if c.queue == name]
+        mine = by_queue.get(name, [])
         waiting = [c for c in mine if c.state is CallState.WAITING]
         by_state = dict.fromkeys((s.value for s in AgentState), 0)
         for agent in router.members(name):

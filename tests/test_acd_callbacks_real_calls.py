@@ -354,3 +354,25 @@ async def test_callback_waiting_through_a_restart_is_still_called_back(
     (attempt,) = await _until(lambda: _attempts(desk), 5, "the attempt saved")
     assert (attempt["call"], attempt["outcome"], attempt["status"]) == (cid, "connected", 200)
     assert not acd.callbacks_view()
+
+
+async def test_callback_is_given_up_after_its_last_attempt(
+    callback_desk: Callable[..., Any],
+) -> None:
+    desk, customer = await callback_desk(customer_answers=False, ring_timeout=2, attempts=1)
+    acd = desk.acd
+    cid = await _caller_leaves_a_callback(desk)
+    await desk.state("ann", "ready")
+    await asyncio.to_thread(customer.wait_for_event, "CALL_INCOMING", 20)
+    await asyncio.to_thread(customer.wait_for_event, "CALL_CLOSED", 10)  # our CANCEL
+    (attempt,) = await _until(lambda: _attempts(desk), 5, "the attempt saved")
+    assert (attempt["call"], attempt["outcome"], attempt["status"]) == (cid, "failed", 408)
+    await _until(lambda: not acd.callbacks_view(), 5, "the callback given up")
+    assert acd.router.call(cid) is None
+    await _until(lambda: acd.router.agent("ann").state.value == "available", 5, "the agent freed")
+    text = await _metrics(desk)
+    for event, count in (("attempted", 1), ("failed", 1), ("given_up", 1)):
+        assert _sample(text, "callcore_acd_callbacks_total", queue="help", event=event) == count
+    assert _sample(text, "callcore_acd_callbacks_total", queue="help", event="connected") is None
+    await asyncio.sleep(1.0)  # nothing rings the customer again
+    assert sum(e.get("type") == "CALL_INCOMING" for e in customer.events) == 1
