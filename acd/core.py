@@ -688,7 +688,12 @@ class Router:
         queue) in force and arm its end (the call is not re-indexed)."""
         queue = self.config.queues[call.queue]
         if step is None:
-            step, ends = queue.step_at(now - call.entered_at)
+            steps = queue.steps
+            if now == call.entered_at and len(steps) > 1:  # joining: queue.step_at(0.0)
+                first = steps[0].duration
+                step, ends = 0, (None if first is None else 0.0 + first)
+            else:
+                step, ends = queue.step_at(now - call.entered_at)
         else:
             ends = queue.step_end(step)
         call.step = step
@@ -987,13 +992,13 @@ class Router:
             for pool in self._agent_pools.get(agent.index, ()):
                 pool.reserved += delta
         elif state is _ON_CALL or state is _WRAP_UP:
-            entry = (agent.busy_since, agent.index)
+            since = agent.busy_since
             if delta > 0:
                 for pool in self._agent_pools.get(agent.index, ()):
-                    insort(pool.busy, entry)  # ServingAgents.add_busy, inline
+                    insort(pool.busy, since)  # ServingAgents.add_busy, inline
             else:
                 for pool in self._agent_pools.get(agent.index, ()):
-                    pool.remove_busy(entry)
+                    pool.remove_busy(since)
 
     # ------------------------------------------------ reconfigure, persist
     def reconfigure(self, now: float, config: AcdConfig) -> list[Effect]:

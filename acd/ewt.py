@@ -87,30 +87,33 @@ class ServingAgents:
     earliest answered frees up first). Gives the same value as
     :func:`estimate_wait` over the same agents.
 
-    ``busy`` is a plain list kept sorted with ``bisect`` (C-level search and
-    memmove: for the agents of one queue, cheaper than a SortedList's
-    bookkeeping; answers come in time order, so most additions append)."""
+    ``busy`` holds the answer times only (an estimate needs the k-th
+    earliest, not whose it is), as a plain list kept sorted with ``bisect``:
+    C-level search and memmove over floats, cheaper than a SortedList's
+    bookkeeping for the agents of a queue; answers come in time order, so
+    most additions append."""
 
     __slots__ = ("available", "busy", "reserved")
 
     def __init__(self) -> None:
         self.available = 0
         self.reserved = 0
-        self.busy: list[tuple[float, int]] = []  # sorted (busy_since, agent index)
+        self.busy: list[float] = []  # sorted busy_since of the agents on a call or wrapping up
 
     def __len__(self) -> int:
         return self.available + self.reserved + len(self.busy)
 
-    def add_busy(self, entry: tuple[float, int]) -> None:
-        """An agent (``(busy_since, index)``) went on a call."""
-        insort(self.busy, entry)
+    def add_busy(self, since: float) -> None:
+        """An agent went on a call answered at ``since``."""
+        insort(self.busy, since)
 
-    def remove_busy(self, entry: tuple[float, int]) -> None:
-        """The agent of ``entry`` is no longer on a call or in wrap-up."""
+    def remove_busy(self, since: float) -> None:
+        """An agent whose call was answered at ``since`` is no longer on it
+        or in its wrap-up (any one of equal times: they estimate the same)."""
         busy = self.busy
-        index = bisect_left(busy, entry)
-        if index == len(busy) or busy[index] != entry:
-            raise ValueError(f"{entry} is not among the busy agents")
+        index = bisect_left(busy, since)
+        if index == len(busy) or busy[index] != since:
+            raise ValueError(f"no busy agent answered at {since}")
         del busy[index]
 
     def estimate(self, position: int, now: float, aht: float) -> float | None:
@@ -124,7 +127,7 @@ class ServingAgents:
         if k < available:
             nth = 0.0
         elif k < available + len(busy):
-            busy_since = busy[k - available][0]
+            busy_since = busy[k - available]
             nth = max(0.0, aht - (now - busy_since))
         else:
             nth = aht

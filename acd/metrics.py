@@ -343,6 +343,9 @@ class AcdMetrics:
         """(queue, interval start) of the queue rows changed since the store last saved."""
         self.dirty_agents: set[tuple[str, float]] = set()
         """(agent, interval start) of the agent rows changed since the store last saved."""
+        self._dirty_epoch = 0
+        self._agent_current: dict[str, tuple[float, int, AgentCounters]] = {}
+        """Per agent: (interval start, dirty epoch, counters) of the row last used (see _a)."""
 
     # ------------------------------------------------------------ helpers
     @property
@@ -356,6 +359,7 @@ class AcdMetrics:
         """Forget which rows changed (after the store saved them)."""
         self.dirty_queues.clear()
         self.dirty_agents.clear()
+        self._dirty_epoch += 1
 
     def interval_start(self, at: float) -> float:
         """Start of the interval holding time ``at``."""
@@ -377,11 +381,19 @@ class AcdMetrics:
 
     def _a(self, agent: str, at: float) -> AgentCounters:
         size = self._size
-        key = (agent, (at // size) * size)
+        start = (at // size) * size
+        # most calls hit the agent's current interval: its counters are kept
+        # per agent so the large (agent, interval) table and the dirty set
+        # (which has the row since the last clear_dirty) are not touched again
+        current = self._agent_current.get(agent)
+        if current is not None and current[0] == start and current[1] == self._dirty_epoch:
+            return current[2]
+        key = (agent, start)
         c = self.agent_intervals.get(key)
         if c is None:
             c = self.agent_intervals[key] = AgentCounters()
         self.dirty_agents.add(key)
+        self._agent_current[agent] = (start, self._dirty_epoch, c)
         return c
 
     # ------------------------------------------------------------- events
@@ -549,17 +561,10 @@ class AcdMetrics:
         if state == "offline" or until <= since:
             return
         size = self._size
-        intervals = self.agent_intervals
-        dirty = self.dirty_agents
         t = since
         while t < until:  # the interval of t, as _a cuts it, then the next
-            q = t // size
-            end = min(until, (q + 1) * size)
-            key = (agent, q * size)
-            c = intervals.get(key)
-            if c is None:
-                c = intervals[key] = AgentCounters()
-            dirty.add(key)
+            end = min(until, (t // size + 1) * size)
+            c = self._a(agent, t)
             seconds = end - t
             if state == "available":
                 c.available_s += seconds

@@ -2,7 +2,7 @@
 
 :class:`Simulation` plays a :class:`acd.scenario.Scenario` on virtual time
 (seconds since midnight) through :class:`acd.core.Router` - the same state
-machine the engine runs - with one ``heapq`` event loop:
+machine the engine runs - with one event loop (a heapq per second of virtual time):
 
 * arrivals: a Poisson process per queue whose rate is constant within each
   arrival interval (the count is Poisson, the times uniform in the interval);
@@ -30,7 +30,7 @@ import gc
 import heapq
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -72,7 +72,7 @@ _LOGIN, _TIMER, _ANSWER, _HOLD_ON, _HOLD_OFF, _HANGUP, _CALLBACK, _ABANDON = ran
 _ARRIVAL, _READY, _LOGOUT, _SAMPLE = 8, 9, 10, 11
 _AUTO_NOT_READY = frozenset({"rna", "declined"})
 _TICKS = 1024.0  # virtual clock resolution: 1/1024 s
-_GC_THRESHOLDS = (10_000, 10, 100)  # while a day runs (see Simulation.run)
+_GC_THRESHOLDS = (10_000, 10, 10_000)  # while a day runs (see Simulation.run)
 
 
 def with_scenario_agents(config: AcdConfig, scenario: Scenario) -> AcdConfig:
@@ -120,6 +120,56 @@ class SimulationResult:
     router_s: float = 0.0
     staffed: dict[tuple[str, float], float] = field(default_factory=dict)
     """Mean logged-in agents able to serve the queue, per (queue, interval start)."""
+
+
+_Event = tuple[float, int, int, Any, Any]  # (time, kind, seq, a, b): popped in this order
+
+
+class _Agenda:
+    """The pending events, popped in ``_Event`` order, as one heapq would.
+
+    Events wait in buckets of one virtual second; only the current second's
+    bucket is a heap. A day has tens of thousands of pending events (every
+    agent's login and logout, every caller's patience and hang-up), so a
+    single heap pops through ~15 levels of scattered tuples; here a pop sifts
+    a heap of the ~100 events of one second. Every event of a later bucket
+    is later than every event of the current one, so the order is the same."""
+
+    __slots__ = ("current", "key", "keys", "later")
+
+    def __init__(self) -> None:
+        self.current: list[_Event] = []  # heap: the events of bucket ``key``
+        self.key = -math.inf
+        self.keys: list[float] = []  # heap of the keys of ``later``
+        self.later: dict[float, list[_Event]] = {}
+
+    def push(self, event: _Event) -> None:
+        key = event[0] // 1.0
+        if key <= self.key:
+            heapq.heappush(self.current, event)
+            return
+        bucket = self.later.get(key)
+        if bucket is None:
+            self.later[key] = [event]
+            heapq.heappush(self.keys, key)
+        else:
+            bucket.append(event)
+
+    def pop(self) -> _Event | None:
+        """The next event (``None``: none left)."""
+        current = self.current
+        if not current:
+            if not self.keys:
+                return None
+            self.key = key = heapq.heappop(self.keys)
+            self.current = current = self.later.pop(key)
+            heapq.heapify(current)
+        return heapq.heappop(current)
+
+    def __iter__(self) -> Iterator[_Event]:
+        yield from self.current
+        for bucket in self.later.values():
+            yield from bucket
 
 
 class Simulation:
@@ -215,9 +265,9 @@ class Simulation:
         queues = list(self.config.queues)
         result.queue_lengths = {q: [] for q in queues}
         result.agent_states = {s: [] for s in AGENT_STATES}
-        heap: list[tuple[float, int, int, Any, Any]] = []
-        push = heapq.heappush
-        pop = heapq.heappop
+        agenda = _Agenda()
+        push = agenda.push
+        pop = agenda.pop
         seq = 0
 
         def schedule(when: float, kind: int, a: Any = None, b: Any = None) -> None:
@@ -226,7 +276,7 @@ class Simulation:
             # entered_at + 20 minus entered_at gives exactly 20 again.
             nonlocal seq
             seq += 1
-            push(heap, (round(when * _TICKS) / _TICKS, kind, seq, a, b))
+            push((round(when * _TICKS) / _TICKS, kind, seq, a, b))
 
         arrivals: dict[str, list[float]] = {}
         for q in sc.arrivals:
@@ -280,8 +330,8 @@ class Simulation:
         waiting_state = CallState.WAITING
         not_ready_state = AgentState.NOT_READY
         inf = math.inf
-        while heap:
-            now, kind, _, a, b = pop(heap)
+        while (event := pop()) is not None:
+            now, kind, _, a, b = event
             events += 1
             r0 = clock()
             if kind == _ANSWER:
@@ -303,10 +353,7 @@ class Simulation:
                         schedule(on + length, _HOLD_OFF, call_id)
                         duration += length
                     seq += 1
-                    push(
-                        heap,
-                        (round((now + duration) * _TICKS) / _TICKS, _HANGUP, seq, call_id, None),
-                    )
+                    push((round((now + duration) * _TICKS) / _TICKS, _HANGUP, seq, call_id, None))
             elif kind == _TIMER:
                 if now != timer_at:
                     continue
@@ -320,11 +367,11 @@ class Simulation:
                 times = arrivals[a]
                 if times:
                     seq += 1
-                    push(heap, (round(times.pop() * _TICKS) / _TICKS, _ARRIVAL, seq, a, None))
+                    push((round(times.pop() * _TICKS) / _TICKS, _ARRIVAL, seq, a, None))
                 p = patience[a]
                 if p is not None:
                     seq += 1
-                    push(heap, (round((now + p()) * _TICKS) / _TICKS, _ABANDON, seq, call_id, None))
+                    push((round((now + p()) * _TICKS) / _TICKS, _ABANDON, seq, call_id, None))
                 if cb is not None and cb.probability and u() < cb.probability:
                     schedule(now + cb.after, _CALLBACK, call_id)
             elif kind == _HANGUP:
@@ -363,7 +410,7 @@ class Simulation:
                     bar.set_postfix(calls=calls, refresh=False)
                     bar.update(round(min(now, end) - shown))
                     shown = round(min(now, end))
-                if now + sc.sample_every <= end or any(k != _SAMPLE for _, k, *_ in heap):
+                if now + sc.sample_every <= end or any(k != _SAMPLE for _, k, *_ in agenda):
                     schedule(now + sc.sample_every, _SAMPLE)
             for e in effects:
                 effect_type = type(e)
@@ -373,14 +420,13 @@ class Simulation:
                     pending[(e.call, e.agent)] = token
                     seq += 1
                     push(
-                        heap,
                         (
                             round((now + answer_delay()) * _TICKS) / _TICKS,
                             _ANSWER,
                             seq,
                             (e.call, e.agent),
                             token,
-                        ),
+                        )
                     )
                 elif effect_type is CancelOffer:
                     assert isinstance(e, CancelOffer)
@@ -395,7 +441,7 @@ class Simulation:
             if deadline is not None and deadline < timer_at:
                 timer_at = deadline
                 seq += 1
-                push(heap, (deadline, _TIMER, seq, None, None))  # the router's own time, as is
+                push((deadline, _TIMER, seq, None, None))  # the router's own time, as is
             router_s += clock() - r0
             if len(router.records) > 4096:
                 feed_all(drain())

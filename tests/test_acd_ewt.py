@@ -36,13 +36,13 @@ def test_serving_tallies_agree_with_the_formula() -> None:
     serving = ServingAgents()
     serving.available = 2
     serving.reserved = 1
-    serving.add_busy((50.0, 1))  # answered at 50 s
-    serving.add_busy((10.0, 2))  # and at 10 s
-    assert serving.busy == [(10.0, 2), (50.0, 1)]
-    serving.add_busy((30.0, 3))
-    serving.remove_busy((30.0, 3))
-    with pytest.raises(ValueError, match="not among the busy agents"):
-        serving.remove_busy((30.0, 3))
+    serving.add_busy(50.0)  # answered at 50 s
+    serving.add_busy(10.0)  # and at 10 s
+    assert serving.busy == [10.0, 50.0]
+    serving.add_busy(30.0)
+    serving.remove_busy(30.0)
+    with pytest.raises(ValueError, match="no busy agent answered at 30"):
+        serving.remove_busy(30.0)
     now, aht = 60.0, 100.0
     free = [0.0, 0.0, aht, aht - 10.0, max(0.0, aht - 50.0)]
     for position in range(1, 12):
