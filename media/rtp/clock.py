@@ -60,10 +60,10 @@ class _Schedule:
         self.late_ticks = 0
 
     def start(self, loop: asyncio.AbstractEventLoop, epoch: float) -> None:
-        """Start on the lane's grid ``epoch + offset + n * period``, at least a period ahead."""
+        """Start on the lane's grid ``epoch + offset + n * period``: its next point."""
         now = loop.time()
         base = epoch + self.offset
-        self.next_at = base + math.ceil((now + self.period - base) / self.period) * self.period
+        self.next_at = base + math.ceil((now - base) / self.period) * self.period
         self.handle = loop.call_at(self.next_at, self._fire)
 
     def stop(self) -> None:
