@@ -269,6 +269,10 @@ class EngineTarget(Target):
         argv = [*NICE, sys.executable, "-m", "ivr", "serve", "--sip", f"127.0.0.1:{self.sip_port}"]
         argv += ["--http", f"127.0.0.1:{self.http_port}", "--data", str(self.work / "data")]
         argv += ["--flows", "flows/"]
+        # The media process alone: its transcription workers (Whisper, niced)
+        # belong on other cores; on this 2-core host they would compete with
+        # SIPp and dumpcap, not with the figures asked for.
+        argv += ["--transcribe-workers", "0"]
         helptext = subprocess.run(
             [sys.executable, "-m", "ivr", "serve", "--help"],
             cwd=ROOT,
