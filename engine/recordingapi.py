@@ -25,6 +25,7 @@ from aiohttp import web
 from recordings.lifecycle import RecordingAdmin, RecordingAdminError
 from recordings.recorder import Recorder, RecordingError
 from recordings.retention import RetentionPolicy
+from recordings.textrecord import RecordError, TextRecord, load_record, to_srt, to_text, to_webvtt
 
 __all__ = ["add_admin_routes", "add_recording_routes"]
 
@@ -106,6 +107,15 @@ def add_recording_routes(
         app.router.add_post("/acd/agents/{agent}/recording/resume", resume)
 
 
+EXPORTS: dict[str, tuple[Callable[[TextRecord], str], str]] = {
+    "json": (TextRecord.to_json, "application/json"),
+    "txt": (to_text, "text/plain"),
+    "vtt": (to_webvtt, "text/vtt"),
+    "srt": (to_srt, "application/x-subrip"),
+}
+"""Formats of ``GET /recordings/{call_id}/transcript`` and their content types."""
+
+
 def add_admin_routes(
     app: web.Application,
     admin: RecordingAdmin,
@@ -125,6 +135,8 @@ def add_admin_routes(
     ``POST   /recordings/retention/run``        apply the retention policy now
     ``GET    /recordings/{call_id}``            metadata (audited access)
     ``GET    /recordings/{call_id}/audio``      the WAV (audited access; 410 once deleted)
+    ``GET    /recordings/{call_id}/transcript`` the text record (audited access), as
+                                               ``?format=json`` (default), ``txt``, ``vtt``, ``srt``
     ``POST   /recordings/{call_id}/hold``       ``{"on": true|false, "reason": ..., "by": ...}``
     ``DELETE /recordings/{call_id}``            audio, transcript, index rows (409 on hold)
 
@@ -193,6 +205,27 @@ def add_admin_routes(
             return fail(exc)
         return web.FileResponse(meta["path"], headers={"Content-Type": "audio/wav"})
 
+    async def transcript(request: web.Request) -> web.Response:
+        fmt = request.query.get("format", "json")
+        if fmt not in EXPORTS:
+            return web.json_response(
+                {"error": f"format must be one of {', '.join(EXPORTS)}, got {fmt!r}"}, status=400
+            )
+        try:
+            who = actor(request)
+            path = await asyncio.to_thread(
+                admin.transcript, request.match_info["call_id"], actor=who, now=wall()
+            )
+            record = await asyncio.to_thread(load_record, path)
+        except RecordingAdminError as exc:
+            return fail(exc)
+        except (RecordError, OSError) as exc:  # damaged or removed by hand: say which file
+            return web.json_response({"error": f"cannot read the transcript: {exc}"}, status=500)
+        if fmt == "json":
+            return web.Response(text=record.to_json(), content_type="application/json")
+        render, content_type = EXPORTS[fmt]
+        return web.Response(text=render(record), content_type=content_type)
+
     async def hold(request: web.Request) -> web.Response:
         try:
             body = await _body(request)
@@ -231,5 +264,6 @@ def add_admin_routes(
     app.router.add_post("/recordings/retention/run", retention)
     app.router.add_get("/recordings/{call_id}", metadata)
     app.router.add_get("/recordings/{call_id}/audio", audio)
+    app.router.add_get("/recordings/{call_id}/transcript", transcript)
     app.router.add_post("/recordings/{call_id}/hold", hold)
     app.router.add_delete("/recordings/{call_id}", delete)

@@ -123,6 +123,32 @@ class RecordingAdmin:
             )
         return meta_from_row(row).as_dict() | {"deleted_at": row["deleted_at"]}
 
+    def transcript(self, call_id: str, *, actor: str, now: float) -> Path:
+        """The text record (JSON) of ``call_id``, the access audited (``transcript``).
+
+        Raises 404 (unknown call, or not transcribed yet: the job's state is
+        named), 410 (deleted)."""
+        with self._tx() as db:
+            row = self._row(db, call_id)
+            if row["status"] == "deleted":
+                raise RecordingAdminError(410, f"the recording of call {call_id!r} was deleted")
+            job = None
+            if _has_table(db, "transcription_jobs"):
+                job = db.execute(
+                    "SELECT status, result, last_error FROM transcription_jobs WHERE call_id = ?"
+                    " ORDER BY id DESC LIMIT 1",
+                    (call_id,),
+                ).fetchone()
+            if job is None or job["status"] != "done" or not job["result"]:
+                state = "no transcription job" if job is None else f"job {job['status']}"
+                if job is not None and job["last_error"]:
+                    state += f" ({job['last_error']})"
+                raise RecordingAdminError(404, f"call {call_id!r} has no transcript yet: {state}")
+            AuditLog.append_in(
+                db, "recording.access", call_id, actor=actor, at=now, details={"what": "transcript"}
+            )
+        return Path(job["result"])
+
     # ---------------------------------------------------------- legal hold
     def set_legal_hold(
         self, call_id: str, on: bool, *, actor: str, reason: str, now: float
