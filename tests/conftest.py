@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,6 +19,18 @@ from media.prompts.player import Prompt
 ROOT = Path(__file__).resolve().parent.parent
 FLOWS = ROOT / "flows"
 TORTURE = ROOT.parent / "shared" / "testdata" / "sip-torture"
+
+
+async def recordings_finished(engine: Engine, count: int = 1, timeout: float = 20) -> None:
+    """Wait until ``count`` recordings are complete on disk and in the database (the
+    recorder's storage process writes them after the call; reading the WAV before
+    that can catch it short)."""
+    recorder = engine.recorder
+    assert recorder is not None, "the engine records no calls (capture off?)"
+    deadline = time.monotonic() + timeout
+    while recorder.finished < count:
+        assert time.monotonic() < deadline, f"{recorder.finished} of {count} recordings finished"
+        await asyncio.sleep(0.05)
 
 
 def engine_config(tmp_path: Path, **overrides: object) -> EngineConfig:

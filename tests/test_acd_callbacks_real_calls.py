@@ -39,7 +39,7 @@ from acd.store import MetricsStore
 from engine.app import Engine
 from ivr.actions import SayText
 from recordings.recorder import safe_name
-from tests.conftest import engine_config
+from tests.conftest import engine_config, recordings_finished
 from tests.peers.baresip import Baresip, read_wav, write_wav
 from tests.peers.sipp import Sipp
 from tests.rtp_pcap import write_pcap
@@ -193,7 +193,7 @@ async def _caller_leaves_a_callback(desk: Desk) -> str:
     name = safe_name(recent[0]["call_id"]) + ".wav"
     folder = desk.engine.config.data_dir / "recordings"
     path = await _until(lambda: next(folder.rglob(name), None), 5, "the caller's recording")
-    await asyncio.sleep(1.0)  # the recorder closes the file on its thread
+    await recordings_finished(desk.engine)  # written by the recorder's storage process
     stereo = _wav(path)
     for text, seconds in ((OFFER, 1.5), (CONFIRM, None)):  # the key cut the offer short
         spoken = await acd.announcer.speak(text, "en", static=False)

@@ -53,7 +53,7 @@ from media.g711 import alaw_decode
 from media.prompts.audio import load_audio
 from media.prompts.tones import silence
 from recordings.recorder import safe_name
-from tests.conftest import engine_config
+from tests.conftest import engine_config, recordings_finished
 from tests.peers.baresip import Baresip, read_wav, write_wav
 from tests.peers.capture import RtpCapture
 from tests.peers.sipp import Sipp, SippResult
@@ -413,6 +413,7 @@ async def test_callers_hear_position_and_wait_then_are_bridged_in_order(
 
     # -------- the engine's capture of caller 1: left the caller, right what they heard
     name = safe_name(first) + ".wav"
+    await recordings_finished(desk.engine, 2)
     stereo = _wav(next((desk.engine.config.data_dir / "recordings").rglob(name)))
     assert _best_correlation(CALLER_1[2 * RATE : 4 * RATE], stereo[:, 0]) > 0.9
     assert _best_correlation(said_by_agent[0][RATE : 3 * RATE], stereo[:, 1]) > 0.9
@@ -488,6 +489,7 @@ async def test_caller_who_hangs_up_while_waiting_is_abandoned(
     played = desk.acd.played[enqueued.call]
     assert [p.text for p in played][:2] == ["You are next in line."] * 2
     name = safe_name(enqueued.call) + ".wav"
+    await recordings_finished(desk.engine)
     heard = _wav(next((desk.engine.config.data_dir / "recordings").rglob(name)))[:, 1]
     spoken = await desk.acd.announcer.speak(played[0].text)
     assert spoken is not None

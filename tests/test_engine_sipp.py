@@ -20,7 +20,7 @@ from engine.app import Engine
 from media.g711 import alaw_decode
 from media.prompts.audio import load_audio
 from media.prompts.tones import dtmf_tone, silence
-from tests.conftest import engine_config, greeting_application
+from tests.conftest import engine_config, greeting_application, recordings_finished
 from tests.pcap import read_udp_payloads
 from tests.peers.sipp import Sipp
 from tests.rtp_pcap import rtp_packets, write_pcap
@@ -72,6 +72,7 @@ async def test_uac_pcap_call_digit_and_capture(engine: Engine, transport: str) -
     calls = engine.calls.finished_calls
     assert len(calls) == 1
     assert [(d, s) for _, d, s in calls[0].digits] == [("1", "rfc4733")]
+    await recordings_finished(engine)
     capture = _capture(engine)
     reference = _pcap_audio()
     # The left channel is what the caller sent: it must contain the pcap's speech.
