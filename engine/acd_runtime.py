@@ -61,7 +61,7 @@ import math
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +111,7 @@ from media.call import Call, CallHungUp
 from media.prompts.player import Prompt
 from media.prompts.tones import ringback
 from media.rtp.endpoint import PortRangeExhausted
+from recordings.recorder import Recorder
 
 __all__ = [
     "AcdClock",
@@ -328,6 +329,8 @@ class AcdRuntime:
         self.answered: OrderedDict[str, dict[str, Any]] = OrderedDict()
         """Bridged calls: call id -> agent, wait, answered/ended times (last 500)."""
         self.on_stay: list[Callable[[str, dict[str, Any]], None]] = []
+        self.recorder: Recorder | None = None
+        """Records the callback calls (the engine's recorder; inbound calls record themselves)."""
         """Told ``(SIP call id, stay)`` when a caller's time in a queue ends: queue,
         enqueued_at, answered_at, left_at (router times: Unix seconds), outcome, agent."""
         self._waiters: dict[str, _Waiter] = {}
@@ -949,6 +952,12 @@ class AcdRuntime:
         self, cb: _Callback, agent_leg: OutboundLeg, customer: OutboundLeg
     ) -> None:
         assert agent_leg.session is not None and customer.session is not None
+        recorded = None
+        if self.recorder is not None:  # a callback is a call like any other: recorded
+            # left the customer, right what they hear (the agent); the customer is
+            # the "caller" of the row so the call lands in their history
+            recorded = replace(customer.info, caller=cb.number, callee=customer.info.caller)
+            customer.session.capture = self.recorder.open(recorded, customer.session)
         cb.bridge = Bridge(agent_leg.session, customer.session)
         now = self.now()
         self._callback_event(cb.queue, "connected")
@@ -986,6 +995,9 @@ class AcdRuntime:
         cb.bridge.close()
         self.outbound.hangup(agent_leg)
         self.outbound.hangup(customer)
+        if recorded is not None and self.recorder is not None:
+            by = "customer" if customer.ended_by_remote else "agent"
+            self.recorder.call_done(recorded.call_id, f"callback-{by}-hangup")
         item = self.answered.get(cb.id)
         if item is not None:
             item["ended_at"] = self.now()

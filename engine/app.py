@@ -242,6 +242,7 @@ class Engine:
                 self.flow_app.queue = self.acd  # queue nodes reach the ACD
                 if self.recorder is not None:
                     self.acd.on_stay.append(self.recorder.note_queue)
+                    self.acd.recorder = self.recorder  # callback calls are recorded too
                 if self.flow_reload is not None:  # queues.yaml changes apply live
                     self.flow_reload.registry.subscribe(self.acd.follow)
         if self.flow_app is not None and self.recorder is not None:

@@ -39,6 +39,7 @@ from acd.store import MetricsStore
 from engine.app import Engine
 from ivr.actions import SayText
 from recordings.recorder import safe_name
+from recordings.store import RecordingStore
 from tests.conftest import engine_config, recordings_finished
 from tests.peers.baresip import Baresip, read_wav, write_wav
 from tests.peers.sipp import Sipp
@@ -240,6 +241,18 @@ async def test_callback_is_kept_then_the_agent_and_the_customer_are_bridged(
     assert len(agent_heard) > 3 * RATE and len(customer_heard) > 3 * RATE
     assert _best_correlation(agent_heard[RATE : 3 * RATE], customer_said) > 0.9
     assert _best_correlation(customer_heard[RATE : 3 * RATE], agent_said) > 0.9
+
+    # The callback call is recorded like any call: left the customer, right the agent;
+    # its row names the customer as the caller (their history).
+    await recordings_finished(desk.engine, 2)  # the original call, then the callback
+    rows = await asyncio.to_thread(
+        lambda: RecordingStore(desk.engine.config.data_dir / "callcore.db").list(limit=10)
+    )
+    (row,) = [r for r in rows if r.caller == NUMBER and r.call_id != cid]
+    assert row.status == "complete" and row.duration > 3, row
+    stereo = _wav(Path(row.path))
+    assert _best_correlation(customer_said[RATE : 3 * RATE], stereo[:, 0]) > 0.9
+    assert _best_correlation(agent_said[RATE : 3 * RATE], stereo[:, 1]) > 0.9
 
     # The attempt, the records and the counters.
     (attempt,) = await _until(lambda: _attempts(desk), 5, "the attempt saved")
