@@ -388,9 +388,13 @@ class Router:
             entered_at=event.now,
             skills=dict(event.skills),
             max_wait=event.max_wait,
+            callback=event.callback,
         )
         self._calls[call.id] = call
         self._enter(call, event.queue, event.now, None, out)
+        if call.callback is not None:  # a callback waits silently, with no max wait
+            call.next_announce = None
+            call.max_wait_at = None
 
     def _on_hangup(self, event: Hangup, out: list[Effect]) -> None:
         call = self._calls.get(event.call)

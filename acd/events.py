@@ -73,7 +73,10 @@ class AcdError(Exception):
 class EnqueueCall:
     """A caller joins ``queue``. ``priority`` is added to the queue's;
     ``skills`` are extra requirements added to every step; ``max_wait``
-    overrides the queue's (seconds in this queue)."""
+    overrides the queue's (seconds in this queue). ``callback`` (a number)
+    makes it a callback from the start: a callback retried after its
+    customer did not answer rejoins the line this way, so an agent who takes
+    it at once takes it as the callback it is."""
 
     now: float
     call: str
@@ -81,6 +84,7 @@ class EnqueueCall:
     priority: int = 0
     skills: Mapping[str, int] = field(default_factory=dict)
     max_wait: float | None = None
+    callback: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

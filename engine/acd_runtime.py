@@ -1058,9 +1058,7 @@ class AcdRuntime:
         cb.id = cid
         self._callbacks[cid] = cb
         now = self.now()
-        self._input(EnqueueCall(now, cid, cb.queue, cb.priority, dict(cb.skills), None))
-        if self.router.call(cid) is not None:
-            self._input(RequestCallback(self.now(), cid, cb.number))
+        self._input(EnqueueCall(now, cid, cb.queue, cb.priority, dict(cb.skills), None, cb.number))
         if self.router.call(cid) is None and self._callbacks.get(cid) is cb:
             self._callbacks.pop(cid, None)
             self._give_up(cb, "the queue refused it (no agents, full or closed)")

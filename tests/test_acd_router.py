@@ -342,6 +342,27 @@ def test_callback_is_refused_while_an_agent_rings_and_offers_carry_the_number() 
     assert acd(RequestCallback(4, "c1", "+1")) == [CallbackRefused("c1", "not_waiting")]
 
 
+def test_a_callback_rejoining_the_line_is_a_callback_even_when_taken_at_once() -> None:
+    acd = Both(config([queue("q")], [agent("a")]))
+    acd(AgentLogin(0, "a"))
+    out = acd(EnqueueCall(1, "c1~2", "q", callback="+15550100"))  # a retry: agent idle
+    assert offers(out) == [("c1~2", "a")] and only(out, Offer)[0].callback == "+15550100"
+    acd(AgentAnswer(2, "a", "c1~2"))
+    assert acd.of(CallAnswered)[0].callback
+    assert not acd.of(CallbackRequested)  # the request was recorded on the first attempt
+
+
+def test_a_callback_rejoining_a_busy_line_waits_silently_with_no_max_wait() -> None:
+    acd = Both(config([queue("q", max_wait=30.0)], [agent("a")]))
+    acd(AgentLogin(0, "a", ready=False))
+    acd(EnqueueCall(1, "c1~2", "q", callback="+15550100"))
+    routed = acd.router.call("c1~2")
+    assert routed is not None and routed.callback == "+15550100"
+    assert routed.max_wait_at is None and routed.next_announce is None
+    assert not [e for e in acd.timer(100) if not isinstance(e, AgentStateChanged)]
+    assert only(acd(AgentReady(101, "a")), Offer)[0].callback == "+15550100"
+
+
 # ---------------------------------------------------- ring-no-answer
 def test_ring_no_answer_makes_the_agent_not_ready_and_the_call_keeps_its_place() -> None:
     acd = Both(config([queue("q", ring_timeout=10.0)], [agent("a"), agent("b")]))
