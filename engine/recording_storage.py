@@ -8,8 +8,7 @@ transcription is on, the transcription job queue), all on ``DATA/callcore.db``.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,31 +26,31 @@ log = structlog.get_logger("engine.recording_storage")
 
 class TranscriptionQueueListener:
     """Recorder listener: queue each finished recording for the transcription workers
-    (the job queue of :mod:`recordings.jobs`)."""
+    (the job queue of :mod:`recordings.jobs`), as of the recording's end (like the
+    history's interaction, no clock is read here)."""
 
-    def __init__(self, db: Path, wall: Callable[[], float] = time.time) -> None:
+    def __init__(self, db: Path) -> None:
         self.queue = JobQueue(db)
-        self.wall = wall
 
     def __call__(self, meta: RecordingMeta) -> None:
         if meta.duration <= 0:
             return
+        now = meta.ended_at if meta.ended_at is not None else meta.started_at
         job = self.queue.enqueue(
-            Path(meta.path), meta.call_id, now=self.wall(), context=transcription_context(meta)
+            Path(meta.path), meta.call_id, now=now, context=transcription_context(meta)
         )
         log.info("recording.queued_for_transcription", call_id=meta.call_id, job=job)
 
 
 class AuditListener:
-    """Recorder events into the hash-chained audit log, stamped with the wall clock."""
+    """Recorder events into the hash-chained audit log, at the time they happened."""
 
-    def __init__(self, db: Path, wall: Callable[[], float] = time.time) -> None:
+    def __init__(self, db: Path) -> None:
         self.log = AuditLog(db)
-        self.wall = wall
 
-    def __call__(self, event: str, key: str, details: Mapping[str, Any]) -> None:
+    def __call__(self, event: str, key: str, details: Mapping[str, Any], at: float) -> None:
         actor = str(details.get("by") or "engine")
-        self.log.append(event, key, actor=actor, at=self.wall(), details=details)
+        self.log.append(event, key, actor=actor, at=at, details=details)
 
 
 def engine_storage(db: Path, region: str, transcribe: bool) -> RecordingStorage:

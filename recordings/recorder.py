@@ -246,7 +246,13 @@ class Recorder:
             end_reason=active.end_reason,
         )
         done = self._submit(
-            "finish", str(active.path), facts, active.flow, list(active.stays), list(active.pauses)
+            "finish",
+            str(active.path),
+            facts,
+            active.flow,
+            list(active.stays),
+            list(active.pauses),
+            self.wall(),
         )
         done.add_done_callback(self._count)
 
@@ -277,6 +283,7 @@ class Recorder:
             "recording.pause",
             list(active.pauses),
             {"at": span.start, "by": by},
+            self.wall(),
         )
         return span
 
@@ -302,6 +309,7 @@ class Recorder:
             "recording.resume",
             list(active.pauses),
             {"at": span.end, "by": by},
+            self.wall(),
         )
         return span
 
@@ -332,7 +340,7 @@ class Recorder:
     def recover(self) -> list[RecordingMeta]:
         """Repair every recording left ``recording`` by an engine that died (blocking:
         run it before taking calls). Returns the recovered metadata."""
-        recovered: list[RecordingMeta] = self.runner.submit("recover").result()
+        recovered: list[RecordingMeta] = self.runner.submit("recover", self.wall()).result()
         return recovered
 
     # ------------------------------------------------------------- helpers

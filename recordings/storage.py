@@ -70,8 +70,10 @@ RATE = 8000
 RecordingListener = Callable[[RecordingMeta], object]
 """Told about every finished or recovered recording (on the storage worker)."""
 
-AuditEvent = Callable[[str, str, Mapping[str, Any]], None]
-"""``(event, key, details)`` for the audit log: start, pause, resume, finish, recover."""
+AuditEvent = Callable[[str, str, Mapping[str, Any], float], None]
+"""``(event, key, details, at)`` for the audit log: start, pause, resume, finish,
+recover; ``at`` is the Unix time of the event (passed in by the recorder, not
+read when the worker gets to it)."""
 
 
 class RecordingStorage:
@@ -104,7 +106,9 @@ class RecordingStorage:
         if key != meta.call_id:  # the id was in the table already (an earlier run)
             log.warning("recording.key_suffixed", call_id=meta.call_id, key=key)
         self._keys[token] = key
-        self._audit("recording.start", key, {"path": meta.path, "caller": meta.caller})
+        self._audit(
+            "recording.start", key, {"path": meta.path, "caller": meta.caller}, meta.started_at
+        )
         return key
 
     def audio(self, token: str, block: np.ndarray) -> None:
@@ -124,8 +128,10 @@ class RecordingStorage:
         flow: Mapping[str, Any] | None,
         stays: list[dict[str, Any]],
         pauses: list[PauseSpan],
+        at: float,
     ) -> RecordingMeta:
-        """Close the file, write the full row, audit it and tell the listeners."""
+        """Close the file, write the full row, audit it (``at``: when the call and its
+        application were over) and tell the listeners."""
         writer = self._files.pop(token, None)
         duration = 0.0
         if writer is not None:
@@ -145,6 +151,7 @@ class RecordingStorage:
             "recording.finish",
             meta.call_id,
             {"seconds": meta.duration, "disposition": meta.disposition},
+            at,
         )
         log.info(
             "recording.finished",
@@ -157,22 +164,27 @@ class RecordingStorage:
         return meta
 
     def pauses_changed(
-        self, token: str, event: str, pauses: list[PauseSpan], details: Mapping[str, Any]
+        self,
+        token: str,
+        event: str,
+        pauses: list[PauseSpan],
+        details: Mapping[str, Any],
+        at: float,
     ) -> None:
-        """Store the pause spans so far and audit the pause or resume."""
+        """Store the pause spans so far and audit the pause or resume (made at ``at``)."""
         key = self._keys.get(token)
         if key is None:
             return
         self.store.update_meta(key, {"pauses": [p.as_dict() for p in pauses]})
-        self._audit(event, key, details)
+        self._audit(event, key, details, at)
 
     def noop(self) -> None:
         """Nothing: a marker that everything queued before it has run."""
 
     # ------------------------------------------------------ start-up repair
-    def recover(self) -> list[RecordingMeta]:
+    def recover(self, now: float) -> list[RecordingMeta]:
         """Repair every recording left ``recording`` by an engine that died (run it
-        before taking calls). Returns the recovered metadata."""
+        before taking calls, at Unix time ``now``). Returns the recovered metadata."""
         recovered = []
         for row in self.store.unfinished():
             path = Path(row.path)
@@ -212,6 +224,7 @@ class RecordingStorage:
                 "recording.recover",
                 meta.call_id,
                 {"seconds": round(seconds, 3), "header_repaired": repaired},
+                now,
             )
             log.warning(
                 "recording.recovered",
@@ -237,11 +250,11 @@ class RecordingStorage:
                     error=f"{type(exc).__name__}: {exc}",
                 )
 
-    def _audit(self, event: str, key: str, details: Mapping[str, Any]) -> None:
+    def _audit(self, event: str, key: str, details: Mapping[str, Any], at: float) -> None:
         if self.audit is None:
             return
         try:
-            self.audit(event, key, details)
+            self.audit(event, key, details, at)
         except Exception as exc:
             log.error("recording.audit_failed", event=event, call_id=key, error=str(exc))
 
