@@ -837,36 +837,11 @@ class AcdRuntime:
 
     async def _ring_callback(self, ring: _Ring, uri: str, cb: _Callback) -> None:
         """Dial the agent for a callback; once they answer, call the customer."""
-        try:
-            leg = await self.outbound.dial(
-                uri, from_uri=self.from_uri, display=f"callback {cb.queue}: {cb.number}"[:80]
-            )
-        except (DialError, PortRangeExhausted) as exc:
-            log.error("acd.dial_failed", agent=ring.agent, uri=uri, error=str(exc))
-            self._ring_failed(ring)
-            return
-        ring.leg = leg
-        if ring.cancelled:
-            self.outbound.hangup(leg)
-            return
-        status = await leg.outcome
-        if ring.cancelled:
-            return
-        if status != 200:
-            log.info("acd.agent_did_not_answer", agent=ring.agent, call_id=ring.call, status=status)
-            self._ring_failed(ring)
-            return
-        self._rings.pop((ring.call, ring.agent), None)
-        self._input(AgentAnswer(self.now(), ring.agent, ring.call))
-        routed = self.router.call(ring.call)
-        if (
-            routed is None
-            or routed.state is not CallState.ANSWERED
-            or routed.agent != ring.agent
-            or self._callbacks.get(ring.call) is not cb
-        ):
-            log.info("acd.answer_too_late", agent=ring.agent, call_id=ring.call)
-            self.outbound.hangup(leg)
+        display = f"callback {cb.queue}: {cb.number}"
+        leg = await self._agent_answers(
+            ring, uri, display, lambda: self._callbacks.get(ring.call) is cb
+        )
+        if leg is None:
             return
         cb.agent = ring.agent
         cb.agent_leg = leg
@@ -1246,28 +1221,29 @@ class AcdRuntime:
             waiter.done.set_result(result)
 
     # ======================================================== agent legs
-    async def _ring(self, ring: _Ring, uri: str, waiter: _Waiter) -> None:
-        """Dial the agent; report failure or answer; bridge; wait for the end."""
-        caller = waiter.call.info.caller_name or waiter.call.info.caller
+    async def _agent_answers(
+        self, ring: _Ring, uri: str, display: str, still_wanted: Callable[[], bool]
+    ) -> OutboundLeg | None:
+        """Dial the agent of ``ring``; the leg once they answered and the Router gave
+        them the call, else None (the failure is reported, a late leg hung up).
+        ``still_wanted``: whether the runtime still holds the call at the answer."""
         try:
-            leg = await self.outbound.dial(
-                uri, from_uri=self.from_uri, display=f"{waiter.queue}: {caller}"[:80]
-            )
+            leg = await self.outbound.dial(uri, from_uri=self.from_uri, display=display[:80])
         except (DialError, PortRangeExhausted) as exc:
             log.error("acd.dial_failed", agent=ring.agent, uri=uri, error=str(exc))
             self._ring_failed(ring)
-            return
+            return None
         ring.leg = leg
         if ring.cancelled:
             self.outbound.hangup(leg)
-            return
+            return None
         status = await leg.outcome
         if ring.cancelled:
-            return  # CancelOffer hung the leg up already
+            return None  # CancelOffer hung the leg up already
         if status != 200:
             log.info("acd.agent_did_not_answer", agent=ring.agent, call_id=ring.call, status=status)
             self._ring_failed(ring)
-            return
+            return None
         self._rings.pop((ring.call, ring.agent), None)
         self._input(AgentAnswer(self.now(), ring.agent, ring.call))
         routed = self.router.call(ring.call)
@@ -1275,10 +1251,20 @@ class AcdRuntime:
             routed is None
             or routed.state is not CallState.ANSWERED
             or routed.agent != ring.agent
-            or ring.call not in self._waiters
+            or not still_wanted()
         ):
             log.info("acd.answer_too_late", agent=ring.agent, call_id=ring.call)
             self.outbound.hangup(leg)
+            return None
+        return leg
+
+    async def _ring(self, ring: _Ring, uri: str, waiter: _Waiter) -> None:
+        """Dial the agent; report failure or answer; bridge; wait for the end."""
+        caller = waiter.call.info.caller_name or waiter.call.info.caller
+        leg = await self._agent_answers(
+            ring, uri, f"{waiter.queue}: {caller}", lambda: ring.call in self._waiters
+        )
+        if leg is None:
             return
         self._connect(self._waiters[ring.call], ring.agent, leg)
         await leg.ended.wait()
