@@ -52,20 +52,12 @@ from media.call import CallInfo
 from media.capture import CallCapture
 from media.session import MediaSession
 from recordings.metadata import CallFacts, PauseSpan, RecordingMeta
-from recordings.storage import (
-    AuditEvent,
-    RecordingListener,
-    RecordingStorage,
-    StorageRunner,
-    ThreadRunner,
-)
-from recordings.store import RecordingStore
+from recordings.storage import ProcessRunner
 
 __all__ = [
     "RATE",
     "Recorder",
     "RecordingError",
-    "RecordingListener",
     "recording_path",
     "safe_name",
 ]
@@ -140,33 +132,21 @@ class _Sink:
 class Recorder:
     """Records the engine's calls (see the module docstring).
 
-    ``data_dir/recordings`` holds the files, ``store`` the rows; ``listeners``
-    are told about every finished recording; ``audit`` (when given) about
-    every start, pause, resume, finish and recovery. All of that runs on
-    one background thread, or, given ``runner`` (a
-    :class:`recordings.storage.ProcessRunner`, the engine's choice), in a
-    child process whose own storage replaces ``store``, ``listeners`` and
-    ``audit``. ``wall`` and ``loop_time`` are the clocks (Unix seconds and
-    the event loop's).
+    ``data_dir/recordings`` holds the files; ``runner`` (a
+    :class:`recordings.storage.ProcessRunner`) writes them, the rows, the
+    audit entries, and tells the listeners, in its child process. ``wall``
+    and ``loop_time`` are the clocks (Unix seconds and the event loop's).
     """
 
     def __init__(
         self,
         data_dir: Path,
-        store: RecordingStore | None = None,
+        runner: ProcessRunner,
         *,
-        listeners: list[RecordingListener] | None = None,
-        audit: AuditEvent | None = None,
-        runner: StorageRunner | None = None,
         wall: Callable[[], float] = time.time,
         loop_time: Callable[[], float] | None = None,
     ) -> None:
         self.root = Path(data_dir) / "recordings"
-        self.listeners: list[RecordingListener] = list(listeners or [])
-        if runner is None:
-            if store is None:
-                raise ValueError("Recorder needs a store (or a runner that has its own)")
-            runner = ThreadRunner(RecordingStorage(store, listeners=self.listeners, audit=audit))
         self.runner = runner
         self.wall = wall
         self._loop_time = loop_time

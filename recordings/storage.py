@@ -8,19 +8,16 @@ queue), record pauses, repair what a crash left (:meth:`~RecordingStorage.recove
 Recordings are named by a *token* (the file path, unique per recording) so
 operations queued before the row's final key is known still find it.
 
-Two runners carry the operations out, in submission order:
-
-* :class:`ThreadRunner`: one background thread of this process. For tools
-  and tests with a handful of calls.
-* :class:`ProcessRunner`: one child process. The engine's choice: the
-  storage work is Python code (SQLite rows, JSON, hashing the audit chain,
-  listeners) and on a thread it competes for the GIL with the event loop.
-  Measured with ``bench/media_load.py`` at 300 calls, the thread runner put
-  12-22 % of the media clock's ticks more than 5 ms late (send jitter p99
-  170-290 ms) against 0.09 % (p99 6.4 ms) without the storage work; a
-  ``ProcessPoolExecutor`` was worse still (42 %: its feeder and manager
-  threads wake for every block). So the loop itself pickles each operation
-  onto a non-blocking socket to the child, and no engine thread is involved.
+:class:`ProcessRunner` carries the operations out, in submission order, in
+one child process. The storage work is Python code (SQLite rows, JSON,
+hashing the audit chain, listeners): on a thread it competed for the GIL
+with the event loop. Measured with ``bench/media_load.py`` at 300 calls, a
+storage thread put 12-22 % of the media clock's ticks more than 5 ms late
+(send jitter p99 170-290 ms) against 0.09 % (p99 6.4 ms) without the
+storage work; a ``ProcessPoolExecutor`` was worse still (42 %: its feeder
+and manager threads wake for every block). So the loop itself pickles each
+operation onto a non-blocking socket to the child, and no engine thread is
+involved.
 
 The child (``python -m recordings.storage_child``) builds its own
 :class:`RecordingStorage` from a picklable factory (see
@@ -39,9 +36,8 @@ import signal
 import socket
 import struct
 import sys
-from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -59,8 +55,7 @@ __all__ = [
     "ProcessRunner",
     "RecordingListener",
     "RecordingStorage",
-    "StorageRunner",
-    "ThreadRunner",
+    "StorageError",
 ]
 
 log = structlog.get_logger("recordings.storage")
@@ -259,39 +254,12 @@ class RecordingStorage:
             log.error("recording.audit_failed", event=event, call_id=key, error=str(exc))
 
 
-class StorageRunner(ABC):
-    """Carries out :class:`RecordingStorage` operations by name, in submission order."""
-
-    @abstractmethod
-    def submit(self, op: str, *args: Any) -> Future[Any]:
-        """Queue ``storage.<op>(*args)``; raises RuntimeError once closed."""
-
-    @abstractmethod
-    async def aclose(self) -> None:
-        """Wait for what is queued, then stop the worker."""
-
-
-class ThreadRunner(StorageRunner):
-    """The operations on one background thread of this process."""
-
-    def __init__(self, storage: RecordingStorage) -> None:
-        self.storage = storage
-        self.executor = ThreadPoolExecutor(1, thread_name_prefix="recorder")
-
-    def submit(self, op: str, *args: Any) -> Future[Any]:
-        return self.executor.submit(getattr(self.storage, op), *args)
-
-    async def aclose(self) -> None:
-        await asyncio.to_thread(self.executor.shutdown, True)
-
-
 class _Channel(asyncio.Protocol):
     """The engine's end of the socket to the storage process: replies resolve futures."""
 
     def __init__(self) -> None:
         self.buffer = bytearray()
         self.waiting: dict[int, Future[Any]] = {}
-        self.lost = asyncio.get_running_loop().create_future()
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
@@ -308,8 +276,6 @@ class _Channel(asyncio.Protocol):
         for future in self.waiting.values():
             future.set_exception(StorageError("the storage process ended"))
         self.waiting.clear()
-        if not self.lost.done():
-            self.lost.set_result(None)
 
 
 class StorageError(Exception):
@@ -333,7 +299,7 @@ def read_frames(buffer: bytearray) -> Iterator[Any]:
         yield pickle.loads(data)
 
 
-class ProcessRunner(StorageRunner):
+class ProcessRunner:
     """The operations in a child process (``python -m recordings.storage_child``)
     that builds its storage with ``factory``, a picklable callable (a
     module-level function or a ``functools.partial`` of one).
@@ -377,6 +343,7 @@ class ProcessRunner(StorageRunner):
         return runner
 
     def submit(self, op: str, *args: Any) -> Future[Any]:
+        """Queue ``storage.<op>(*args)``; raises RuntimeError once closed."""
         if self._closed or self._transport is None or self._loop is None:
             raise RuntimeError("the recording storage process is closed")
         future: Future[Any] = Future()
@@ -402,6 +369,7 @@ class ProcessRunner(StorageRunner):
         return future
 
     async def aclose(self) -> None:
+        """Wait for what is queued, then let the child exit (killed after 30 s)."""
         if self._closed:
             return
         with contextlib.suppress(StorageError):
