@@ -1,6 +1,9 @@
 """What drives the Router (inputs) and what it decides (effects).
 
-Inputs are frozen dataclasses that carry ``now`` (seconds). Pass them to
+Inputs and effects are values: slotted dataclasses, equal and hashable by
+their fields, to be treated as read-only (they are not ``frozen``: a frozen
+dataclass's ``__init__`` costs about five times as much, and the Router
+builds several per call). Inputs carry ``now`` (seconds). Pass them to
 :meth:`acd.core.Router.handle`; it first runs every timer due by ``now``
 (ring-no-answer, wrap-up end, lease expiry, max wait, step relaxation,
 announcements), then applies the input, and returns the effects in order::
@@ -69,7 +72,7 @@ class AcdError(Exception):
 
 
 # ------------------------------------------------------------------ inputs
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class EnqueueCall:
     """A caller joins ``queue``. ``priority`` is added to the queue's;
     ``skills`` are extra requirements added to every step; ``max_wait``
@@ -87,7 +90,7 @@ class EnqueueCall:
     callback: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Hangup:
     """The call ended: abandoned if it was waiting or ringing, completed
     (the agent goes to wrap-up) if it was answered."""
@@ -96,7 +99,7 @@ class Hangup:
     call: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class RequestCallback:
     """The waiting caller leaves the line and will be called back at
     ``number``, keeping their place (original enqueue time and priority)."""
@@ -106,7 +109,7 @@ class RequestCallback:
     number: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class AgentLogin:
     """The agent logs in, available at once when ``ready`` (else not_ready
     with reason ``login``). ``lease`` overrides the configured presence
@@ -118,7 +121,7 @@ class AgentLogin:
     lease: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class AgentLogout:
     """The agent logs out (after their current call, if any)."""
 
@@ -126,7 +129,7 @@ class AgentLogout:
     agent: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class AgentReady:
     """The agent is ready for calls (cancels a pending not_ready)."""
 
@@ -134,7 +137,7 @@ class AgentReady:
     agent: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class AgentNotReady:
     """The agent takes a break (``reason``: a code such as ``lunch``);
     after their current call if they are on one; a call ringing them goes
@@ -145,7 +148,7 @@ class AgentNotReady:
     reason: str = "break"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Heartbeat:
     """The agent's softphone is alive: the lease runs ``ttl`` more seconds
     (default: the agent's configured lease)."""
@@ -155,7 +158,7 @@ class Heartbeat:
     ttl: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class AgentAnswer:
     """The agent answered the call offered to them."""
 
@@ -164,7 +167,7 @@ class AgentAnswer:
     call: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class AgentDecline:
     """The agent rejected the offer: they go not_ready (``declined``) and
     the call goes back to its place."""
@@ -174,7 +177,7 @@ class AgentDecline:
     call: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Hold:
     """The answered call is put on hold (``on``) or taken off hold."""
 
@@ -183,7 +186,7 @@ class Hold:
     on: bool = True
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class EndWrapUp:
     """The agent finished wrap-up early."""
 
@@ -208,7 +211,7 @@ Input = (
 
 
 # ----------------------------------------------------------------- effects
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Offer:
     """Ring ``agent`` with ``call``. For a callback (``callback`` = the
     number), the runtime dials the customer once the agent answers.
@@ -221,7 +224,7 @@ class Offer:
     why: Explanation
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class CancelOffer:
     """Stop ringing ``agent``: ``rna`` (ring timeout), ``answered_elsewhere``
     (ring-all), ``abandoned``, ``agent_not_ready``, ``agent_offline``,
@@ -232,7 +235,7 @@ class CancelOffer:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Announce:
     """Tell the caller their ``position`` (1 = next) and estimated wait
     (seconds; ``None`` when it cannot be estimated: no agent serving);
@@ -245,7 +248,7 @@ class Announce:
     text: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Overflow:
     """The queue gave up on the call (``reason``: ``max_wait``,
     ``max_length``, ``no_agents``, ``queue_removed``). ``action`` is the
@@ -259,7 +262,7 @@ class Overflow:
     moved_to: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class CallbackAccepted:
     """The caller may hang up: they will be called back from ``position``."""
 
@@ -268,7 +271,7 @@ class CallbackAccepted:
     position: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class CallbackRefused:
     """No callback (``reason``: ``not_waiting``: an agent is already ringing)."""
 
@@ -276,7 +279,7 @@ class CallbackRefused:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class AgentStateChanged:
     """The agent moved from ``old`` to ``new`` at ``at`` (``reason``:
     not_ready/offline reason code, or what caused the change)."""

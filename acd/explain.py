@@ -40,7 +40,7 @@ Considered = tuple[tuple[AgentConfig, float, tuple[Any, ...]], ...]
 strategy sort key) each."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Explanation:
     """Why this offer: trigger, queue, strategy, the step in force and its
     requirement, the call's priority and wait, and the candidates.

@@ -2,7 +2,9 @@
 
 The Router appends one record per fact to ``router.records``; take them
 with :meth:`acd.core.Router.drain_records` (returns the new ones and
-forgets them). Every record is a frozen dataclass with ``t`` (the time of
+forgets them). Every record is a slotted dataclass (a value: equal and
+hashable by its fields, read-only by convention; not ``frozen``, whose
+``__init__`` costs about five times as much) with ``t`` (the time of
 the fact, seconds on the Router's clock) and a ``kind`` string;
 :func:`record_to_dict` / :func:`record_from_dict` give a JSON-able form.
 
@@ -63,7 +65,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class CallEnqueued:
     """A call joined ``queue``: ``priority`` (effective), ``enqueued_at``
     (first entry into the ACD), ``position`` (1 = next) and ``ewt`` (the
@@ -81,7 +83,7 @@ class CallEnqueued:
     from_queue: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class CallOffered:
     """``agent`` was rung with the call after ``wait`` seconds in the queue
     (``step``: routing step in force; ``trigger``: see acd.explain)."""
@@ -97,7 +99,7 @@ class CallOffered:
     trigger: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class CallRequeued:
     """The offer to ``agent`` failed (``reason``: ``rna``, ``declined``,
     ``agent_not_ready``, ``agent_offline``, ``lease_expired``,
@@ -111,7 +113,7 @@ class CallRequeued:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class CallAnswered:
     """``agent`` answered: ``wait`` in this queue, ``total_wait`` in the ACD,
     ``ewt`` predicted on joining this queue."""
@@ -129,7 +131,7 @@ class CallAnswered:
     callback: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class CallAbandoned:
     """The caller hung up (or cancelled their callback) after ``wait``
     seconds, at ``position``."""
@@ -148,7 +150,7 @@ class CallAbandoned:
     callback: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class CallOverflowed:
     """The queue gave up on the call (``reason``) after ``wait`` seconds;
     ``action``/``target``: its overflow action; ``moved_to``: the queue the
@@ -165,7 +167,7 @@ class CallOverflowed:
     moved_to: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class CallCompleted:
     """Handled call, written when the agent's wrap-up ends: ``talk`` (answer
     to hang-up, minus hold), ``hold``, ``wrap_up``, ``handle`` (their sum)."""
@@ -182,7 +184,7 @@ class CallCompleted:
     callback: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class CallbackRequested:
     """The caller left the line after ``wait`` s, keeping their place."""
 
@@ -194,7 +196,7 @@ class CallbackRequested:
     position: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Announced:
     """Position and predicted remaining wait announced to the caller."""
 
@@ -206,7 +208,7 @@ class Announced:
     ewt: float | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class AgentStateRecord:
     """``agent`` went from ``old`` to ``new`` (state names, see
     acd.model.AgentState); ``since``: when ``old`` began; ``reason``:

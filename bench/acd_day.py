@@ -16,12 +16,14 @@ router's records feed ``acd.metrics.AcdMetrics``.
 Prints: calls, router inputs, events, wall time, calls/s and events/s, the
 time spent inside the router loop versus the simulator and metrics, the
 day's SL/ASA/abandon figures, the CPU time of the run (wall minus CPU is
-time other processes took) and the machine load before and after.
+time other processes took) and the machine load before and after; ``--digest``
+adds a SHA-256 of every interval row, to check that a change keeps the day.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -33,7 +35,7 @@ import numpy as np
 
 from acd.core import Router
 from acd.erlang import agents_for_service_level
-from acd.metrics import QueueCounters
+from acd.metrics import AcdMetrics, QueueCounters
 from acd.model import AcdConfig, QueueConfig, Requirement, Step
 from acd.naive import NaiveRouter
 from acd.scenario import AgentGroup, Dist, HoldModel, Scenario
@@ -126,6 +128,16 @@ def build(calls: int, agents_per_erlang: float, seed: int) -> tuple[Scenario, Ac
     return scenario, config
 
 
+def day_digest(metrics: AcdMetrics) -> str:
+    """SHA-256 of every queue and agent interval row (every counter, floats by repr)."""
+    h = hashlib.sha256()
+    for q, start, c in metrics.interval_rows():
+        h.update(repr((q, start, c)).encode())
+    for a, start, ac in metrics.agent_rows():
+        h.update(repr((a, start, ac)).encode())
+    return h.hexdigest()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--calls", type=int, default=1_000_000)
@@ -140,6 +152,12 @@ def main() -> None:
         "measure everything else; the day's figures then have no EWT",
     )
     ap.add_argument("--json", type=Path, default=None, help="Write the figures as JSON")
+    ap.add_argument(
+        "--digest",
+        action="store_true",
+        help="Also print a SHA-256 of every queue and agent interval row (after the timed run), "
+        "to check that a change leaves the day the same to the last digit",
+    )
     args = ap.parse_args()
 
     load_before = os.getloadavg()
@@ -215,6 +233,9 @@ def main() -> None:
         f"{load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}, after "
         f"{load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}"
     )
+    if args.digest:
+        fig["digest"] = day_digest(result.metrics)
+        print(f"digest            {fig['digest']}")
     if args.json is not None:
         args.json.write_text(json.dumps(fig, indent=2))
 
