@@ -43,6 +43,7 @@ from media.prompts.audio import load_audio
 from media.prompts.player import Prompt
 from media.rtp.clock import MediaClock
 from media.rtp.endpoint import RtpPortPool
+from media.rtp.poller import RtpPoller
 from media.session import MediaTotals
 from media.sip.service import SipService
 from media.sip.useragent import UserAgent
@@ -121,6 +122,7 @@ class Engine:
         self._application = application
         self.calls: CallManager | None = None
         self.clock: MediaClock | None = None
+        self.rtp_poller: RtpPoller | None = None
         self.http: HttpServer | None = None
         self.flow_app: FlowApplication | None = None
         self.outbound: OutboundCalls | None = None  # calls we place (agents' phones)
@@ -202,10 +204,14 @@ class Engine:
         await self.sip.start(cfg.sip_host, cfg.sip_port)
         # The UA must advertise the port actually bound (port 0 in tests).
         self.ua.local_port = self.sip.port
+        self.rtp_poller = RtpPoller()
         self.clock = MediaClock(
-            loop, on_lateness=self.metrics.tick_lateness.observe, after_send=self.gc_pacer
+            loop,
+            on_lateness=self.metrics.tick_lateness.observe,
+            after_send=self.gc_pacer,
+            poll=self.rtp_poller.poll,
         )
-        ports = RtpPortPool(cfg.sip_host, cfg.rtp_low, cfg.rtp_high, self.rng)
+        ports = RtpPortPool(cfg.sip_host, cfg.rtp_low, cfg.rtp_high, self.rng, self.rtp_poller)
         self.outbound = OutboundCalls(
             sip=self.sip,
             ports=ports,
@@ -351,6 +357,8 @@ class Engine:
             await asyncio.gather(self._retention_task, return_exceptions=True)
         if self.clock is not None:
             self.clock.close()
+        if self.rtp_poller is not None:
+            self.rtp_poller.close()
         if self.http is not None:
             await self.http.stop()
         if self.flow_app is not None:

@@ -175,7 +175,7 @@ class CallManager:
             wall_offset=time.time() - loop.time(),
         )
         endpoint.set_handlers(
-            lambda data, addr: session.receive_rtp(data, addr, loop.time()),
+            session.receive_rtp,
             lambda data, addr: session.receive_rtcp(data, addr, loop.time()),
         )
         leg.session = session

@@ -248,7 +248,7 @@ class OutboundCalls:
             wall_offset=time.time() - loop.time(),
         )
         leg.endpoint.set_handlers(
-            lambda data, addr: session.receive_rtp(data, addr, loop.time()),
+            session.receive_rtp,
             lambda data, addr: session.receive_rtcp(data, addr, loop.time()),
         )
         leg.session = session

@@ -92,6 +92,10 @@ class _Schedule:
             self.clock.after_send()
         except Exception:
             log.exception("media.clock.after_send_failed")
+        try:
+            self.clock.poll(now)  # received RTP of every call (media.rtp.poller)
+        except Exception:
+            log.exception("media.clock.poll_failed")
         for member in members:
             try:
                 member.after_tick(now)
@@ -111,7 +115,9 @@ class MediaClock:
     lane runs only while it has members.
     ``on_lateness`` (optional) receives each tick's lateness in seconds, for the
     ``callcore_media_tick_lateness_seconds`` histogram; ``after_send``
-    (optional) runs after every lane's burst of sends.
+    (optional) runs after every lane's burst of sends; ``poll(now)``
+    (optional) right after it, before the members' slower work: the engine
+    reads every call's received RTP there (:class:`media.rtp.poller.RtpPoller`).
     """
 
     def __init__(
@@ -119,6 +125,7 @@ class MediaClock:
         loop: asyncio.AbstractEventLoop,
         on_lateness: Callable[[float], None] | None = None,
         after_send: Callable[[], None] | None = None,
+        poll: Callable[[float], object] | None = None,
     ) -> None:
         self.loop = loop
         self._lanes: dict[int, list[_Schedule]] = {}
@@ -130,6 +137,8 @@ class MediaClock:
         #: Called right after each lane's streams have sent their frames,
         #: before their slower work: the engine collects garbage there.
         self.after_send: Callable[[], None] = after_send or (lambda: None)
+        #: Reads received RTP (after the sends, before play-out), with the tick's ``now``.
+        self.poll: Callable[[float], object] = poll or (lambda _now: None)
 
     def register(self, member: Ticking, ptime_ms: int) -> int:
         """Start calling ``member.tick(now, skipped)`` every ``ptime_ms``; returns its key."""

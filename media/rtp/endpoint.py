@@ -1,8 +1,10 @@
-"""Asyncio RTP/RTCP sockets and the port pool they come from.
+"""RTP/RTCP sockets and the port pool they come from.
 
 Each call gets an even RTP port and the odd RTCP port above it from a
-configured range. The protocol objects only move datagrams: everything they
-receive goes straight to a sans-I/O consumer (the call's media session).
+configured range. The RTP socket is read by the media clock through the
+:class:`media.rtp.poller.RtpPoller` (not by the event loop); the RTCP socket,
+a packet every few seconds, is an asyncio datagram endpoint. Everything
+received goes straight to a sans-I/O consumer (the call's media session).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from collections.abc import Callable
 from typing import Any
 
 import structlog
+
+from media.rtp.poller import RtpHandler, RtpPoller
 
 log = structlog.get_logger("media.rtp.endpoint")
 
@@ -45,34 +49,41 @@ class _Socket(asyncio.DatagramProtocol):
 class RtpEndpoint:
     """An RTP socket and its RTCP socket (port + 1), bound on ``host``.
 
-    RTP goes out through the raw non-blocking socket: asyncio's
+    RTP goes out through the plain non-blocking socket (asyncio's
     ``DatagramTransport.sendto`` costs about twice the system call itself, and
-    the send path runs 50 times a second per call. Only when the kernel
-    buffer is full does a packet take the transport's buffered path.
+    the send path runs 50 times a second per call). A packet the kernel
+    cannot take at once (send buffer full) is dropped and counted in
+    ``send_dropped``: queueing it would only make it late, and the next
+    frame is 20 ms away.
     """
 
     def __init__(
-        self, host: str, port: int, rtp: _Socket, rtcp: _Socket, raw: socket.socket
+        self, host: str, port: int, raw: socket.socket, rtcp: _Socket, poller: RtpPoller
     ) -> None:
         self.host = host
         self.port = port
-        self._rtp = rtp
-        self._rtcp = rtcp
         self._raw = raw
+        self._rtcp = rtcp
+        self._poller = poller
+        self._open = True
+        self.send_dropped = 0
 
-    def set_handlers(self, on_rtp: DatagramHandler, on_rtcp: DatagramHandler) -> None:
-        """Route received datagrams to the session that owns this endpoint."""
-        self._rtp.handler = on_rtp
+    def set_handlers(self, on_rtp: RtpHandler, on_rtcp: DatagramHandler) -> None:
+        """Route received datagrams to the session that owns this endpoint.
+
+        ``on_rtp(data, addr, now)`` runs from the media clock's poll;
+        ``on_rtcp(data, addr)`` from the event loop.
+        """
+        self._poller.set_handler(self._raw, on_rtp)
         self._rtcp.handler = on_rtcp
 
     def send_rtp(self, data: bytes, addr: Addr) -> None:
-        transport = self._rtp.transport
-        if transport is None:
+        if not self._open:
             return
         try:
             self._raw.sendto(data, addr)
         except (BlockingIOError, InterruptedError):
-            transport.sendto(data, addr)
+            self.send_dropped += 1
         except OSError:
             pass  # ICMP unreachable from a peer that hung up: not ours to report
 
@@ -82,10 +93,13 @@ class RtpEndpoint:
             transport.sendto(data, addr)
 
     def close(self) -> None:
-        for sock in (self._rtp, self._rtcp):
-            if sock.transport is not None:
-                sock.transport.close()
-                sock.transport = None
+        if self._open:
+            self._open = False
+            self._poller.remove(self._raw)
+            self._raw.close()
+        if self._rtcp.transport is not None:
+            self._rtcp.transport.close()
+            self._rtcp.transport = None
 
 
 def _drop(_data: bytes, _addr: Addr) -> None:
@@ -100,7 +114,9 @@ class RtpPortPool:
     A port taken by another process is skipped.
     """
 
-    def __init__(self, host: str, low: int, high: int, rng: random.Random) -> None:
+    def __init__(
+        self, host: str, low: int, high: int, rng: random.Random, poller: RtpPoller
+    ) -> None:
         if low % 2:
             low += 1
         if high - low < 2:
@@ -110,6 +126,7 @@ class RtpPortPool:
         self.high = high
         self._in_use: set[int] = set()
         self._rng = rng
+        self.poller = poller
 
     @property
     def in_use(self) -> int:
@@ -134,7 +151,6 @@ class RtpPortPool:
             try:
                 raw.setblocking(False)
                 raw.bind((self.host, port))
-                _, rtp = await loop.create_datagram_endpoint(lambda: _Socket(_drop), sock=raw)
             except OSError:
                 raw.close()
                 continue
@@ -143,11 +159,11 @@ class RtpPortPool:
                     lambda: _Socket(_drop), local_addr=(self.host, port + 1)
                 )
             except OSError:
-                if rtp.transport is not None:
-                    rtp.transport.close()
+                raw.close()
                 continue
             self._in_use.add(port)
-            return RtpEndpoint(self.host, port, rtp, rtcp, raw)
+            self.poller.add(raw)
+            return RtpEndpoint(self.host, port, raw, rtcp, self.poller)
         raise PortRangeExhausted(
             f"all {pairs} RTP port pairs in {self.low}-{self.high} are busy; "
             "widen --rtp-ports or lower the call limit"
