@@ -34,11 +34,9 @@ from __future__ import annotations
 
 import heapq
 import math
-from bisect import insort
+from bisect import bisect_left, insort
 from collections.abc import Callable
 from typing import Any
-
-from sortedcontainers import SortedList
 
 from acd import rebuild
 from acd.events import (
@@ -66,7 +64,7 @@ from acd.events import (
     RequestCallback,
 )
 from acd.ewt import HandleTimes, ServingAgents, announcement_text
-from acd.explain import Considered, Explanation
+from acd.explain import Explanation
 from acd.index import IndexedMatcher
 from acd.matching import Entry, Matcher
 from acd.model import (
@@ -92,7 +90,7 @@ from acd.records import (
     CallRequeued,
     Record,
 )
-from acd.strategies import Strategy, StrategyRegistry
+from acd.strategies import StrategyRegistry
 from acd.timers import ANNOUNCE as _ANNOUNCE
 from acd.timers import LEASE as _LEASE
 from acd.timers import MAX_WAIT as _MAX_WAIT
@@ -111,6 +109,18 @@ _WRAP_UP = AgentState.WRAP_UP
 _WAITING = CallState.WAITING
 _RINGING = CallState.RINGING
 _ANSWERED = CallState.ANSWERED
+
+
+Rank = tuple[int, float, int]
+"""``Call.rank``: (-priority, first entry into the ACD, arrival order)."""
+
+
+def _remove(line: list[Rank], rank: Rank) -> None:
+    """Take ``rank`` out of the sorted ``line`` (ValueError if it is not there)."""
+    index = bisect_left(line, rank)
+    if index == len(line) or line[index] != rank:
+        raise ValueError(f"{rank} is not in the line")
+    del line[index]
 
 
 def check_config(config: AcdConfig, strategies: StrategyRegistry) -> None:
@@ -165,11 +175,15 @@ class Router:
         self._now = -math.inf
         self._seq = 0
         self._tseq = 0
-        self._timers: list[tuple[float, int, str, str, Any]] = []
+        self._timers: list[tuple[float, int, str, Any, Any]] = []
+        """The timer heap: (when, seq, kind, owner (Agent or Call), token)."""
         self._agents: dict[str, Agent] = {}
         self._by_index: list[Agent] = []
         self._calls: dict[str, Call] = {}
-        self._lines: dict[str, SortedList] = {}
+        self._lines: dict[str, list[Rank]] = {}
+        """Per queue: the ranks of its waiting calls, a plain list kept sorted
+        with ``bisect`` (a line holds at most a few thousand calls: one C-level
+        search and memmove beat a SortedList's Python-level bookkeeping)."""
         self._in_queue: dict[str, int] = {}
         self._queue_agents: dict[str, list[int]] = {}
         self._agent_queues: dict[int, tuple[str, ...]] = {}
@@ -209,7 +223,12 @@ class Router:
     def handle(self, event: Input) -> list[Effect]:
         """Apply one input (after the timers due by ``event.now``)."""
         out: list[Effect] = []
-        self._advance(event.now, out)
+        now = event.now
+        timers = self._timers
+        if now < self._now or (timers and timers[0][0] <= now):
+            self._advance(now, out)
+        else:  # nothing due: _advance would only move the clock
+            self._now = now
         handler = self._handlers.get(type(event))
         if handler is None:
             raise AcdError(f"not an ACD input: {event!r}")
@@ -225,9 +244,10 @@ class Router:
     def next_deadline(self) -> float | None:
         """When :meth:`on_timer` next has work (``None``: no timer)."""
         timers = self._timers
+        valid = self._timer_valid
         while timers:
-            when, seq, kind, target, token = timers[0]
-            if self._timer_valid(kind, target, seq, token, when):
+            when, seq, kind, owner, token = timers[0]
+            if valid(kind, owner, seq, token, when):
                 return when
             heapq.heappop(timers)
         return None
@@ -261,7 +281,7 @@ class Router:
         call = self._calls.get(call_id)
         if call is None or call.state is not _WAITING:
             return None
-        return self._lines[call.queue].bisect_left(call.rank) + 1
+        return bisect_left(self._lines[call.queue], call.rank) + 1
 
     def estimate(self, call_id: str, now: float) -> float | None:
         """Estimated remaining wait of a waiting call (see acd.ewt)."""
@@ -297,65 +317,65 @@ class Router:
         if now < self._now:
             raise AcdError(f"time went backwards: {now} after {self._now}")
         timers = self._timers
+        valid = self._timer_valid
         while timers and timers[0][0] <= now:
-            when, seq, kind, target, token = heapq.heappop(timers)
-            if self._timer_valid(kind, target, seq, token, when):
+            when, seq, kind, owner, token = heapq.heappop(timers)
+            if valid(kind, owner, seq, token, when):
                 self._now = when
-                self._fire(kind, target, token, when, out)
+                self._fire(kind, owner, token, when, out)
         self._now = now
 
     def _schedule(self, when: float, kind: str, owner: Agent | Call, token: Any = None) -> None:
         """Arm ``owner``'s timer of ``kind`` (replacing the one armed before)."""
-        self._tseq += 1
-        owner.timers[kind] = self._tseq
-        target = owner.name if isinstance(owner, Agent) else owner.id
-        heapq.heappush(self._timers, (when, self._tseq, kind, target, token))
+        self._tseq = seq = self._tseq + 1
+        owner.timers[kind] = seq
+        heapq.heappush(self._timers, (when, seq, kind, owner, token))
 
-    def _timer_valid(self, kind: str, target: str, seq: int, token: Any, when: float) -> bool:
+    def _timer_valid(self, kind: str, owner: Any, seq: int, token: Any, when: float) -> bool:
         """Still armed (not replaced) and still meant. Only conditions that
         never become true again may be checked here: ``next_deadline``
         drops entries that fail, so the answer must not depend on when it
-        is asked."""
-        if kind in (_WRAP, _LEASE):
-            agent = self._agents.get(target)
-            if agent is None or agent.timers.get(kind) != seq:
-                return False
-            if kind == _WRAP:
-                return agent.state is AgentState.WRAP_UP and agent.wrap_until == when
-            return agent.state is not _OFFLINE and agent.lease_until == when
-        call = self._calls.get(target)
-        if call is None or call.state is _ANSWERED or call.timers.get(kind) != seq:
+        is asked. A call that left the ACD and a forgotten agent have
+        their ``timers`` cleared, so none of their entries is armed."""
+        if owner.timers.get(kind) != seq:
+            return False
+        if kind == _WRAP:
+            return owner.state is _WRAP_UP and owner.wrap_until == when
+        if kind == _LEASE:
+            return owner.state is not _OFFLINE and owner.lease_until == when
+        state = owner.state
+        if state is _ANSWERED:
             return False
         if kind == _RING:
-            return call.state is _RINGING and call.offer_seq == token
-        if kind == _MAX_WAIT:
-            return call.callback is None and call.max_wait_at == when
+            return state is _RINGING and owner.offer_seq == token
         if kind == _STEP:
-            return call.step_until == when and token == (call.queue, call.step)
+            return owner.step_until == when and token == (owner.queue, owner.step)
+        if kind == _MAX_WAIT:
+            return owner.callback is None and owner.max_wait_at == when
         if kind == _ANNOUNCE:
-            return call.callback is None and call.next_announce == when
-        return call.no_agents_until == when  # _NO_AGENTS
+            return owner.callback is None and owner.next_announce == when
+        return owner.no_agents_until == when  # _NO_AGENTS
 
-    def _fire(self, kind: str, target: str, token: Any, now: float, out: list[Effect]) -> None:
-        if kind == _RING:
-            call = self._calls[target]
+    def _fire(self, kind: str, owner: Any, token: Any, now: float, out: list[Effect]) -> None:
+        if kind == _WRAP:
+            self._finish_wrap_up(owner, now, out)
+        elif kind == _STEP:
+            self._next_step(owner, now, out)
+        elif kind == _RING:
+            call = owner
             for name in list(call.ringing):
                 self._withdraw(call, self._agents[name], now, "rna", AgentState.NOT_READY, out)
-        elif kind == _WRAP:
-            self._finish_wrap_up(self._agents[target], now, out)
         elif kind == _LEASE:
-            self._lease_expired(self._agents[target], now, out)
+            self._lease_expired(owner, now, out)
         elif kind == _MAX_WAIT:
-            call = self._calls[target]
+            call = owner
             call.max_wait_at = None
             if call.state is _WAITING:
                 self._overflow(call, "max_wait", now, out)
             else:
                 call.expired = True
-        elif kind == _STEP:
-            self._next_step(self._calls[target], now, out)
         elif kind == _ANNOUNCE:
-            call = self._calls[target]
+            call = owner
             announce = self.config.queues[call.queue].announce
             call.next_announce = None
             if announce is not None and announce.every is not None:
@@ -364,7 +384,7 @@ class Router:
             if call.state is _WAITING:
                 self._announce(call, now, out)
         else:  # _NO_AGENTS
-            call = self._calls[target]
+            call = owner
             call.no_agents_until = None
             if self._staffed[call.queue] == 0 and call.state is _WAITING:
                 self._overflow(call, "no_agents", now, out)
@@ -401,18 +421,23 @@ class Router:
         if call is None:
             return
         now = event.now
-        if call.state is _ANSWERED:
+        state = call.state
+        if state is _ANSWERED:
             self._end_answered(call, now, out)
             return
-        queue = self.config.queues[call.queue]
-        position = self.position(call.id)
-        ringing = call.state is _RINGING
+        queue_name = call.queue
+        queue = self.config.queues[queue_name]
+        position = (
+            bisect_left(self._lines[queue_name], call.rank) + 1 if state is _WAITING else None
+        )
+        ringing = state is _RINGING
         self._leave(call)
-        self._record(
+        call_id = call.id
+        self.records.append(
             CallAbandoned(
                 now,
-                call.id,
-                call.queue,
+                call_id,
+                queue_name,
                 now - call.entered_at,
                 now - call.enqueued_at,
                 position,
@@ -423,11 +448,12 @@ class Router:
                 call.callback is not None,
             )
         )
-        del self._calls[call.id]
+        del self._calls[call_id]
+        call.timers.clear()
         if ringing:
             for name in call.ringing:
                 agent = self._agents[name]
-                out.append(CancelOffer(call.id, name, "abandoned"))
+                out.append(CancelOffer(call_id, name, "abandoned"))
                 agent.call = None
                 self._release(agent, now, out)
 
@@ -496,27 +522,35 @@ class Router:
         self._schedule(agent.lease_until, _LEASE, agent)
 
     def _on_answer(self, event: AgentAnswer, out: list[Effect]) -> None:
-        agent = self.agent(event.agent)
+        agent = self._agents.get(event.agent)
+        if agent is None:
+            agent = self.agent(event.agent)  # raises: unknown agent
         call = self._calls.get(event.call)
-        if call is None or call.state is not _RINGING or agent.name not in call.ringing:
+        if call is None or call.state is not _RINGING:
+            return
+        name = agent.config.name
+        ringing = call.ringing
+        if name not in ringing:
             return
         now = event.now
-        others = [name for name in call.ringing if name != agent.name]
-        queue = self.config.queues[call.queue]
+        others = [other for other in ringing if other != name] if len(ringing) > 1 else ()
+        queue_name = call.queue
+        queue = self.config.queues[queue_name]
         call.state = _ANSWERED
         call.ringing = []
         call.ring_until = None
-        call.agent = agent.name
+        call.agent = name
         call.answered_at = now
-        self._in_queue[call.queue] -= 1
+        self._in_queue[queue_name] -= 1
         agent.busy_since = now
-        self._set_state(agent, AgentState.ON_CALL, now, None, out)
-        self._record(
+        self._set_state(agent, _ON_CALL, now, None, out)
+        call_id = call.id
+        self.records.append(
             CallAnswered(
                 now,
-                call.id,
-                call.queue,
-                agent.name,
+                call_id,
+                queue_name,
+                name,
                 now - call.entered_at,
                 now - call.enqueued_at,
                 call.ewt,
@@ -525,9 +559,9 @@ class Router:
                 call.callback is not None,
             )
         )
-        for name in others:
-            other = self._agents[name]
-            out.append(CancelOffer(call.id, name, "answered_elsewhere"))
+        for other_name in others:
+            other = self._agents[other_name]
+            out.append(CancelOffer(call_id, other_name, "answered_elsewhere"))
             other.call = None
             self._release(other, now, out)
 
@@ -561,28 +595,52 @@ class Router:
         if old is new and agent.reason == reason:
             return
         name = agent.config.name
-        if old is _AVAILABLE and name in self._in_matcher:
-            self._in_matcher.discard(name)
-            self._matcher.remove_agent(agent)
+        if old is _AVAILABLE:
+            in_matcher = self._in_matcher
+            if name in in_matcher:
+                in_matcher.discard(name)
+                self._matcher.remove_agent(agent)
         # _value_: the plain string, without the enum's value property
         self.records.append(
             AgentStateRecord(now, name, old._value_, new._value_, agent.state_since, reason)
         )
-        if old is not new and not (
-            (old is _ON_CALL or old is _WRAP_UP) and (new is _ON_CALL or new is _WRAP_UP)
-        ):
-            self._serve(agent, old, -1)
-            self._serve(agent, new, 1)
+        if old is not new:
+            old_busy = old is _ON_CALL or old is _WRAP_UP
+            new_busy = new is _ON_CALL or new is _WRAP_UP
+            if not (old_busy and new_busy):
+                pools = self._agent_pools.get(agent.index)
+                if pools:  # self._serve(agent, old, -1); self._serve(agent, new, 1), inline
+                    if old is _AVAILABLE:
+                        for pool in pools:
+                            pool.available -= 1
+                    elif old is _RESERVED:
+                        for pool in pools:
+                            pool.reserved -= 1
+                    elif old_busy:
+                        since = agent.busy_since
+                        for pool in pools:
+                            pool.remove_busy(since)
+                    if new is _AVAILABLE:
+                        for pool in pools:
+                            pool.available += 1
+                    elif new is _RESERVED:
+                        for pool in pools:
+                            pool.reserved += 1
+                    elif new_busy:
+                        since = agent.busy_since
+                        for pool in pools:
+                            insort(pool.busy, since)  # ServingAgents.add_busy, inline
         agent.state = new
         agent.state_since = now
         agent.reason = reason
         out.append(AgentStateChanged(name, old, new, reason, now))
         if new is _AVAILABLE and old is not _AVAILABLE:
             agent.idle_since = now  # into the matcher in _dispatch_agent, if no call takes them
-        if old is _OFFLINE and new is not _OFFLINE:
-            for queue in self._agent_queues.get(agent.index, ()):
-                self._staffed[queue] += 1
-        elif new is _OFFLINE and old is not _OFFLINE:
+        if old is _OFFLINE:
+            if new is not _OFFLINE:
+                for queue in self._agent_queues.get(agent.index, ()):
+                    self._staffed[queue] += 1
+        elif new is _OFFLINE:
             agent.lease_until = None
             for queue in self._agent_queues.get(agent.index, ()):
                 self._staffed[queue] -= 1
@@ -630,6 +688,7 @@ class Router:
 
     def _forget_agent(self, agent: Agent) -> None:
         self._agents.pop(agent.name, None)
+        agent.timers.clear()
 
     # ------------------------------------------------------ call flow
     def _enter(
@@ -640,35 +699,50 @@ class Router:
         call.queue = queue_name
         call.entered_at = now
         call.visited = (*call.visited, queue_name)
-        call.priority = queue.priority + call.own_priority
+        call.priority = priority = queue.priority + call.own_priority
         call.state = _WAITING
         call.expired = False
         call.no_agents_until = None
+        callback = call.callback
         max_wait = (
             call.max_wait if from_queue is None and call.max_wait is not None else queue.max_wait
         )
-        call.max_wait_at = None if max_wait is None or call.callback else now + max_wait
-        call.step = -1
-        self._set_step(call, now)
-        position = self._lines[queue_name].bisect_left(call.rank) + 1
-        call.ewt = self._ewt(queue_name, position, now)
-        self._record(
+        call.max_wait_at = None if max_wait is None or callback else now + max_wait
+        # the first step (self._set_step(call, now) when joining, inline)
+        steps = queue.steps
+        first = steps[0]
+        call.step = 0
+        call.requirement = first.requirement.merged(call.skills)
+        if len(steps) > 1 and first.duration is not None:
+            call.step_until = until = now + (0.0 + first.duration)
+            self._schedule(until, _STEP, call, (queue_name, 0))
+        else:
+            call.step_until = None
+        rank = (-priority, call.enqueued_at, call.seq)  # call.rank
+        position = bisect_left(self._lines[queue_name], rank) + 1
+        call.ewt = ewt = self._ewt(queue_name, position, now)
+        self.records.append(
             CallEnqueued(
                 now,
                 call.id,
                 queue_name,
-                call.priority,
+                priority,
                 call.enqueued_at,
                 position,
-                call.ewt,
+                ewt,
                 from_queue,
             )
         )
-        self._in_queue[queue_name] += 1
-        if queue.max_length is not None and self._in_queue[queue_name] > queue.max_length:
+        in_queue = self._in_queue
+        in_queue[queue_name] += 1
+        if queue.max_length is not None and in_queue[queue_name] > queue.max_length:
             self._overflow(call, "max_length", now, out)
             return
-        if self._no_agents(call, queue, now, out):
+        if (
+            self._staffed[queue_name] <= 0  # else self._no_agents returns False at once
+            and callback is None
+            and self._no_agents(call, queue, now, out)
+        ):
             return
         if call.max_wait_at is not None:
             self._schedule(call.max_wait_at, _MAX_WAIT, call)
@@ -715,7 +789,7 @@ class Router:
         self._set_step(call, now, min(call.step + 1, len(self.config.queues[call.queue].steps) - 1))
         if waiting:
             if self._dispatch_call(call, now, "step_relaxed", out, queued=False):
-                self._lines[call.queue].remove(call.rank)  # offered: out of its line too
+                _remove(self._lines[call.queue], call.rank)  # offered: out of its line too
                 self._call_ids.pop(call.seq, None)
             else:
                 self._matcher.add_call(call)
@@ -749,20 +823,23 @@ class Router:
     def _wait(self, call: Call) -> None:
         call.state = _WAITING
         self._matcher.add_call(call)
-        self._lines[call.queue].add(call.rank)
-        self._call_ids[call.seq] = call.id
+        seq = call.seq
+        insort(self._lines[call.queue], (-call.priority, call.enqueued_at, seq))  # call.rank
+        self._call_ids[seq] = call.id
 
     def _leave(self, call: Call) -> None:
         """The call stops being in its queue (abandoned, overflowed)."""
         if call.seq in self._call_ids:
             self._unwait(call)
-        if call.queue in self._in_queue:
-            self._in_queue[call.queue] -= 1
+        in_queue = self._in_queue
+        if call.queue in in_queue:
+            in_queue[call.queue] -= 1
 
     def _unwait(self, call: Call) -> None:
         self._matcher.remove_call(call)
-        self._lines[call.queue].remove(call.rank)
-        self._call_ids.pop(call.seq, None)
+        seq = call.seq
+        _remove(self._lines[call.queue], (-call.priority, call.enqueued_at, seq))  # call.rank
+        self._call_ids.pop(seq, None)
 
     def _overflow(self, call: Call, reason: str, now: float, out: list[Effect]) -> None:
         queue = self.config.queues.get(call.queue)
@@ -795,6 +872,7 @@ class Router:
         out.append(Overflow(call.id, call.queue, reason, action, moved_to))
         if moved_to is None:
             del self._calls[call.id]
+            call.timers.clear()
         else:
             self._enter(call, moved_to, now, call.queue, out)
 
@@ -838,42 +916,57 @@ class Router:
             call.hold_time += now - call.hold_since
             call.hold_since = None
         answered = call.answered_at if call.answered_at is not None else now
-        talk = max(0.0, now - answered - call.hold_time)
+        hold = call.hold_time
+        talk = max(0.0, now - answered - hold)
         del self._calls[call.id]
+        call.timers.clear()
         if agent is None:
             return
-        agent.wrap_info = (call.id, call.queue, talk, call.hold_time, call.callback is not None)
-        queue = self.config.queues.get(call.queue)
+        agent.wrap_info = (call.id, call.queue, talk, hold, call.callback is not None)
         wrap = agent.config.wrap_up
         if wrap is None:
+            queue = self.config.queues.get(call.queue)
             wrap = queue.wrap_up if queue is not None else 0.0
-        if agent.state is AgentState.ON_CALL and wrap > 0:
-            self._set_state(agent, AgentState.WRAP_UP, now, None, out)
-            agent.wrap_until = now + wrap
-            self._schedule(agent.wrap_until, _WRAP, agent)
+        if agent.state is _ON_CALL and wrap > 0:
+            self._set_state(agent, _WRAP_UP, now, None, out)
+            agent.wrap_until = until = now + wrap
+            self._schedule(until, _WRAP, agent)
         else:
             self._finish_wrap_up(agent, now, out)
 
     def _finish_wrap_up(self, agent: Agent, now: float, out: list[Effect]) -> None:
         info = agent.wrap_info
-        wrap = now - agent.state_since if agent.state is AgentState.WRAP_UP else 0.0
+        state = agent.state
+        wrap = now - agent.state_since if state is _WRAP_UP else 0.0
         agent.wrap_until = None
         agent.wrap_info = None
         agent.call = None
         if info is not None:
             call_id, queue, talk, hold, callback = info
             handle = talk + hold + wrap
-            self._record(
-                CallCompleted(now, call_id, queue, agent.name, talk, hold, wrap, handle, callback)
+            self.records.append(
+                CallCompleted(
+                    now, call_id, queue, agent.config.name, talk, hold, wrap, handle, callback
+                )
             )
             self._handle_times.add(queue, handle)
             agent.calls_handled += 1
             agent.talk_time += talk
-        if agent.state is _OFFLINE:
+        if state is _OFFLINE:
             if agent.removed:
                 self._forget_agent(agent)
             return
-        self._release(agent, now, out)
+        # self._release(agent, now, out), inline
+        if agent.removed:
+            self._set_state(agent, _OFFLINE, now, "removed", out)
+            self._forget_agent(agent)
+        elif agent.pending is not None:
+            pending, reason = agent.pending
+            agent.pending = None
+            self._set_state(agent, pending, now, reason, out)
+        else:
+            self._set_state(agent, _AVAILABLE, now, None, out)
+            self._dispatch_agent(agent, now, out)
 
     # ---------------------------------------------------------- decisions
     def _dispatch_call(
@@ -883,59 +976,67 @@ class Router:
         if offered. ``queued``: the call is in its line and the matcher
         (else the caller puts it there when this returns False, which
         spares adding a call that is offered at once and removing it again)."""
-        strategy = self._strategies.get(self.config.queues[call.queue].strategy)
-        pointer = self._rr.get(call.queue) if strategy.rotate else None
+        queue_name = call.queue
+        strategy = self._strategies.get(self.config.queues[queue_name].strategy)
+        rotate = strategy.rotate
+        ring_all = strategy.ring_all
+        requirement = call.requirement
         found = self._matcher.agents_for(
-            call.requirement, strategy, pointer, None if strategy.ring_all else self._candidates
+            requirement,
+            strategy,
+            self._rr.get(queue_name) if rotate else None,
+            None if ring_all else self._candidates,
         )
         if not found:
             return False
-        chosen = len(found) if strategy.ring_all else 1
+        chosen = len(found) if ring_all else 1
         # what the explanation needs, as it is now (it formats it when asked)
         considered = tuple([(a.config, now - a.idle_since, entry[0]) for a, entry in found])
-        why = self._explain(call, strategy, trigger, considered, chosen, None, now)
-        if strategy.rotate:
-            self._rr[call.queue] = found[0][1]
-        self._offer(call, [agent for agent, _ in found[:chosen]], why, now, out, queued)
+        why = Explanation(
+            trigger,
+            queue_name,
+            strategy.name,
+            call.step,
+            requirement,
+            call.priority,
+            now - call.enqueued_at,
+            considered,
+            chosen,
+            None,
+        )
+        if rotate:
+            self._rr[queue_name] = found[0][1]
+        if chosen == 1:
+            self._offer(call, [found[0][0]], why, now, out, queued)
+        else:
+            self._offer(call, [agent for agent, _ in found[:chosen]], why, now, out, queued)
         return True
 
     def _dispatch_agent(self, agent: Agent, now: float, out: list[Effect]) -> None:
         """The agent became available: offer them the best call they can take."""
         call, eligible = self._matcher.call_for(agent)
         if call is None:
-            self._in_matcher.add(agent.name)
+            self._in_matcher.add(agent.config.name)
             self._matcher.add_agent(agent)
             return
-        strategy = self._strategies.get(self.config.queues[call.queue].strategy)
-        entry: Entry = (strategy.key(agent), agent.index)
-        considered = ((agent.config, now - agent.idle_since, entry[0]),)
-        why = self._explain(call, strategy, "agent_available", considered, 1, eligible, now)
-        if strategy.rotate:
-            self._rr[call.queue] = entry
-        self._offer(call, [agent], why, now, out)
-
-    def _explain(
-        self,
-        call: Call,
-        strategy: Strategy,
-        trigger: str,
-        considered: Considered,
-        chosen: int,
-        eligible: int | None,
-        now: float,
-    ) -> Explanation:
-        return Explanation(
-            trigger,
-            call.queue,
+        queue_name = call.queue
+        strategy = self._strategies.get(self.config.queues[queue_name].strategy)
+        key = strategy.key(agent)
+        why = Explanation(
+            "agent_available",
+            queue_name,
             strategy.name,
             call.step,
             call.requirement,
             call.priority,
             now - call.enqueued_at,
-            considered,
-            chosen,
+            ((agent.config, now - agent.idle_since, key),),
+            1,
             eligible,
         )
+        if strategy.rotate:
+            self._rr[queue_name] = (key, agent.index)
+        self._offer(call, [agent], why, now, out)
 
     def _offer(
         self,
@@ -949,26 +1050,26 @@ class Router:
         if queued:
             self._unwait(call)
         call.state = _RINGING
-        call.offer_seq += 1
-        call.ringing = [agent.name for agent in agents]
-        queue = self.config.queues[call.queue]
-        call.ring_until = now + queue.ring_timeout
-        self._schedule(call.ring_until, _RING, call, call.offer_seq)
+        call.offer_seq = offer_seq = call.offer_seq + 1
+        call.ringing = [agent.config.name for agent in agents]
+        queue_name = call.queue
+        call.ring_until = until = now + self.config.queues[queue_name].ring_timeout
+        self._schedule(until, _RING, call, offer_seq)
+        call_id = call.id
+        callback = call.callback
+        wait = now - call.entered_at
+        step = call.step
+        strategy = why.strategy
+        trigger = why.trigger
+        records = self.records
+        set_state = self._set_state
         for agent in agents:
-            out.append(Offer(call.id, agent.name, call.queue, call.callback, why))
-            agent.call = call.id
-            self._set_state(agent, AgentState.RESERVED, now, None, out)
-            self._record(
-                CallOffered(
-                    now,
-                    call.id,
-                    call.queue,
-                    agent.name,
-                    now - call.entered_at,
-                    call.step,
-                    why.strategy,
-                    why.trigger,
-                )
+            name = agent.config.name
+            out.append(Offer(call_id, name, queue_name, callback, why))
+            agent.call = call_id
+            set_state(agent, _RESERVED, now, None, out)
+            records.append(
+                CallOffered(now, call_id, queue_name, name, wait, step, strategy, trigger)
             )
 
     # ------------------------------------------------------ announcements
@@ -976,7 +1077,7 @@ class Router:
         announce = self.config.queues[call.queue].announce
         if announce is None:
             return
-        position = self._lines[call.queue].bisect_left(call.rank) + 1
+        position = bisect_left(self._lines[call.queue], call.rank) + 1
         ewt = self._ewt(call.queue, position, now) if announce.ewt else None
         self._record(Announced(now, call.id, call.queue, position, ewt))
         shown = position if announce.position else None
@@ -984,7 +1085,8 @@ class Router:
         out.append(Announce(call.id, call.queue, shown, ewt, text))
 
     def _ewt(self, queue_name: str, position: int, now: float) -> float | None:
-        return self._serving[queue_name].estimate(position, now, self.aht(queue_name))
+        aht = self._handle_times.aht(queue_name, self.config.queues[queue_name].default_aht)
+        return self._serving[queue_name].estimate(position, now, aht)
 
     def _serve(self, agent: Agent, state: AgentState, delta: int) -> None:
         """Count ``agent`` in (``delta`` 1) or out of (-1) the serving

@@ -19,7 +19,8 @@ matches:
 * round robin: agents after the queue's pointer, then the rest (irange).
 
 Waiting calls sit in one sorted list per distinct requirement (bucket),
-keyed by ``Call.rank``. Each agent remembers which requirements it meets,
+keyed by ``Call.rank`` (plain lists kept sorted with ``bisect``, like the
+agents' lists). Each agent remembers which requirements it meets,
 checked once per (agent, requirement), lazily, and only for requirements
 filed under one of the agent's skills or groups (a requirement is filed
 under its primary skill, else its groups, else "any"); the best call for
@@ -32,8 +33,6 @@ import heapq
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable, Iterator
 from itertools import chain, islice
-
-from sortedcontainers import SortedList
 
 from acd.matching import Entry
 from acd.model import MAX_LEVEL, Agent, Call, Requirement
@@ -83,7 +82,8 @@ class IndexedMatcher:
         # calls
         self._requirements: list[Requirement] = []
         self._requirement_ids: dict[Requirement, int] = {}
-        self._buckets: list[SortedList] = []
+        self._buckets: list[list[tuple[int, float, int]]] = []
+        """Per requirement: the ranks of its waiting calls, sorted (bisect)."""
         self._calls: dict[int, Call] = {}
         self._call_bucket: dict[int, int] = {}
         self._agent_requirements: dict[int, tuple[int, list[int]]] = {}
@@ -254,16 +254,21 @@ class IndexedMatcher:
             bucket_id = len(self._requirements)
             self._requirements.append(requirement)
             self._requirement_ids[requirement] = bucket_id
-            self._buckets.append(SortedList())
+            self._buckets.append([])
             for anchor in _requirement_anchors(requirement):
                 self._by_anchor.setdefault(anchor, []).append(bucket_id)
-        self._buckets[bucket_id].add(call.rank)
+        insort(self._buckets[bucket_id], call.rank)
         self._calls[call.seq] = call
         self._call_bucket[call.seq] = bucket_id
 
     def remove_call(self, call: Call) -> None:
         bucket_id = self._call_bucket.pop(call.seq)
-        self._buckets[bucket_id].remove(call.rank)
+        bucket = self._buckets[bucket_id]
+        rank = call.rank
+        index = bisect_left(bucket, rank)
+        if index == len(bucket) or bucket[index] != rank:
+            raise ValueError(f"call {call.id!r} is not waiting in the matcher")
+        del bucket[index]
         del self._calls[call.seq]
 
     def call_for(self, agent: Agent) -> tuple[Call | None, int]:

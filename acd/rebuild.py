@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sortedcontainers import SortedList
-
 from acd.events import CancelOffer, Effect
 from acd.ewt import ServingAgents
 from acd.model import AcdConfig, Agent, AgentState, Call, CallState, OverflowAction
@@ -106,7 +104,7 @@ def install(router: Router, config: AcdConfig) -> None:
             router._schedule(agent.wrap_until, WRAP, agent)
         if agent.lease_until is not None and agent.state is not AgentState.OFFLINE:
             router._schedule(agent.lease_until, LEASE, agent)
-    router._lines = {name: SortedList() for name in config.queues}
+    router._lines = {name: [] for name in config.queues}
     router._in_queue = {name: 0 for name in config.queues}
     router._call_ids = {}
     router._rr = {queue: entry for queue, entry in router._rr.items() if queue in config.queues}
