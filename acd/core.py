@@ -241,14 +241,21 @@ class Router:
         self._advance(now, out)
         return out
 
-    def next_deadline(self) -> float | None:
-        """When :meth:`on_timer` next has work (``None``: no timer)."""
+    def next_deadline(self, before: float | None = None) -> float | None:
+        """When :meth:`on_timer` next has work (``None``: no timer).
+
+        ``before``: only a deadline earlier than this is wanted (``None``
+        otherwise), as for a driver that has a wake-up armed at ``before``
+        already; that is answered without looking at the timers when none
+        of them is due before it."""
         timers = self._timers
+        if not timers or (before is not None and timers[0][0] >= before):
+            return None
         valid = self._timer_valid
         while timers:
             when, seq, kind, owner, token = timers[0]
             if valid(kind, owner, seq, token, when):
-                return when
+                return when if before is None or when < before else None
             heapq.heappop(timers)
         return None
 

@@ -344,8 +344,9 @@ class AcdMetrics:
         self.dirty_agents: set[tuple[str, float]] = set()
         """(agent, interval start) of the agent rows changed since the store last saved."""
         self._dirty_epoch = 0
-        self._agent_current: dict[str, tuple[float, int, AgentCounters]] = {}
-        """Per agent: (interval start, dirty epoch, counters) of the row last used (see _a)."""
+        self._agent_current: dict[str, tuple[float, float, int, AgentCounters]] = {}
+        """Per agent, the row last used (see _a): (interval number ``at // interval``,
+        end of that interval, dirty epoch, counters)."""
 
     # ------------------------------------------------------------ helpers
     @property
@@ -381,19 +382,19 @@ class AcdMetrics:
 
     def _a(self, agent: str, at: float) -> AgentCounters:
         size = self._size
-        start = (at // size) * size
+        number = at // size
         # most calls hit the agent's current interval: its counters are kept
         # per agent so the large (agent, interval) table and the dirty set
         # (which has the row since the last clear_dirty) are not touched again
         current = self._agent_current.get(agent)
-        if current is not None and current[0] == start and current[1] == self._dirty_epoch:
-            return current[2]
-        key = (agent, start)
+        if current is not None and current[0] == number and current[2] == self._dirty_epoch:
+            return current[3]
+        key = (agent, number * size)  # (at // size) * size: the interval's start
         c = self.agent_intervals.get(key)
         if c is None:
             c = self.agent_intervals[key] = AgentCounters()
         self.dirty_agents.add(key)
-        self._agent_current[agent] = (start, self._dirty_epoch, c)
+        self._agent_current[agent] = (number, (number + 1) * size, self._dirty_epoch, c)
         return c
 
     # ------------------------------------------------------------- events
@@ -586,12 +587,65 @@ class AcdMetrics:
             handler(record)
 
     def feed_all(self, records: Iterable[Record]) -> None:
-        """Apply records in order."""
+        """Apply records in order.
+
+        Agent state changes (half the records) and offers are applied here,
+        inline (the same arithmetic as :meth:`agent_state_changed` and
+        :meth:`offered`): when the time to book falls in the agent's current
+        interval row it is one addition."""
         handlers = self._handlers
+        state_record = rec.AgentStateRecord
+        offered_record = rec.CallOffered
+        aliases = STATE_ALIASES
+        agent_state = self.agent_state
+        agent_booked = self.agent_booked
+        current = self._agent_current
+        size = self._size
+        epoch = self._dirty_epoch
         for record in records:
-            handler = handlers.get(type(record))
-            if handler is not None:
-                handler(record)
+            kind = type(record)
+            if kind is state_record:
+                agent = record.agent  # type: ignore[union-attr]
+                at = record.t
+                old = agent_state.get(agent)
+                if old is not None:
+                    state = old[0]
+                    since = agent_booked[agent]
+                    if state != "offline" and at > since:
+                        row = current.get(agent)
+                        if (
+                            row is not None
+                            and at <= row[1]
+                            and since // size == row[0]
+                            and row[2] == epoch
+                        ):  # self._book(agent, state, since, at) in one row
+                            c = row[3]
+                            if state == "available":
+                                c.available_s += at - since
+                            elif state == "on_call":
+                                c.on_call_s += at - since
+                            elif state == "reserved":
+                                c.reserved_s += at - since
+                            elif state == "wrap_up":
+                                c.wrap_up_s += at - since
+                            else:
+                                c.not_ready_s += at - since
+                        else:
+                            self._book(agent, state, since, at)
+                agent_state[agent] = (aliases.get(record.new, "not_ready"), at)  # type: ignore[union-attr]
+                agent_booked[agent] = at
+            elif kind is offered_record:
+                agent = record.agent  # type: ignore[union-attr]
+                at = record.t
+                row = current.get(agent)
+                if row is not None and at // size == row[0] and row[2] == epoch:
+                    row[3].offered += 1
+                else:
+                    self._a(agent, at).offered += 1
+            else:
+                handler = handlers.get(kind)
+                if handler is not None:
+                    handler(record)
 
     def _handler_table(self) -> dict[type, Callable[[Any], None]]:
         def enqueued(r: rec.CallEnqueued) -> None:

@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -267,7 +267,6 @@ class Simulation:
         result.agent_states = {s: [] for s in AGENT_STATES}
         agenda = _Agenda()
         push = agenda.push
-        pop = agenda.pop
         seq = 0
 
         def schedule(when: float, kind: int, a: Any = None, b: Any = None) -> None:
@@ -319,8 +318,9 @@ class Simulation:
         shown = t0
 
         # The loop below is the benchmark's hot path: the effects are applied
-        # inline and the frequent events schedule with the same arithmetic as
-        # ``schedule`` (same order, same seq, same draws: the same day).
+        # inline, the agenda's pop is inline and the frequent events schedule
+        # with the same arithmetic as ``schedule`` (same order, same seq, same
+        # draws: the same day).
         on_timer = router.on_timer
         next_deadline = router.next_deadline
         router_call = router.call
@@ -330,7 +330,21 @@ class Simulation:
         waiting_state = CallState.WAITING
         not_ready_state = AgentState.NOT_READY
         inf = math.inf
-        while (event := pop()) is not None:
+        heappop = heapq.heappop
+        heapify = heapq.heapify
+        keys = agenda.keys
+        later = agenda.later
+        current = agenda.current
+        while True:
+            if current:  # agenda.pop(), inline
+                event = heappop(current)
+            elif keys:
+                agenda.key = key = heappop(keys)
+                agenda.current = current = later.pop(key)
+                heapify(current)
+                event = heappop(current)
+            else:
+                break
             now, kind, _, a, b = event
             events += 1
             r0 = clock()
@@ -374,13 +388,13 @@ class Simulation:
                     push((round((now + p()) * _TICKS) / _TICKS, _ABANDON, seq, call_id, None))
                 if cb is not None and cb.probability and u() < cb.probability:
                     schedule(now + cb.after, _CALLBACK, call_id)
-            elif kind == _HANGUP:
-                effects = handle(Hangup(now, a))
-                inputs += 1
             elif kind == _ABANDON:
                 call = router_call(a)
                 if call is None or call.state is answered_state or call.callback is not None:
                     continue
+                effects = handle(Hangup(now, a))
+                inputs += 1
+            elif kind == _HANGUP:
                 effects = handle(Hangup(now, a))
                 inputs += 1
             elif kind == _CALLBACK:
@@ -414,31 +428,34 @@ class Simulation:
                     schedule(now + sc.sample_every, _SAMPLE)
             for e in effects:
                 effect_type = type(e)
-                if effect_type is Offer:
-                    assert isinstance(e, Offer)
+                if effect_type is AgentStateChanged:
+                    if ready_after is not None:
+                        changed = cast(AgentStateChanged, e)
+                        if changed.new is not_ready_state and changed.reason in _AUTO_NOT_READY:
+                            schedule(now + ready_after(), _READY, changed.agent)
+                elif effect_type is Offer:
+                    offer = cast(Offer, e)
                     token += 1
-                    pending[(e.call, e.agent)] = token
+                    offered = (offer.call, offer.agent)
+                    pending[offered] = token
                     seq += 1
                     push(
                         (
                             round((now + answer_delay()) * _TICKS) / _TICKS,
                             _ANSWER,
                             seq,
-                            (e.call, e.agent),
+                            offered,
                             token,
                         )
                     )
                 elif effect_type is CancelOffer:
-                    assert isinstance(e, CancelOffer)
-                    pending.pop((e.call, e.agent), None)
-                elif effect_type is AgentStateChanged and ready_after is not None:
-                    assert isinstance(e, AgentStateChanged)
-                    if e.new is not_ready_state and e.reason in _AUTO_NOT_READY:
-                        schedule(now + ready_after(), _READY, e.agent)
+                    cancel = cast(CancelOffer, e)
+                    pending.pop((cancel.call, cancel.agent), None)
                 # CallbackAccepted, Overflow: the router keeps the call (or dropped
                 # it); abandons check its state
-            deadline = next_deadline()
-            if deadline is not None and deadline < timer_at:
+            # a deadline earlier than the timer event already pending (else None)
+            deadline = next_deadline(timer_at)
+            if deadline is not None:
                 timer_at = deadline
                 seq += 1
                 push((deadline, _TIMER, seq, None, None))  # the router's own time, as is
