@@ -4,8 +4,9 @@ RTP is symmetric (RFC 4961): we send to the address the peer's RTP comes
 from, and nothing before the first packet arrives (see ``destination``).
 
 Receive path (per datagram): parse the RTP header, enforce the latched source
-(strict RTP), route telephone-events to the RFC 4733 receiver and audio to the
-jitter buffer. Send path (per tick): take the next pre-encoded prompt payload
+(strict RTP; packets from the address of the peer's SDP take the latch over),
+route telephone-events to the RFC 4733 receiver and audio to the jitter
+buffer. Send path (per tick): take the next pre-encoded prompt payload
 from the player, or comfort silence, and send it with the next header.
 
 Received and sent payloads are collected as bytes and decoded in batches, one
@@ -148,6 +149,7 @@ class MediaSession:
         self.ptime = media.ptime
         self.samples = 8 * media.ptime
         self.remote: Addr = (media.remote_address, media.remote_port)
+        self.recv_state.signalled = self.remote  # the peer's own packets always latch
         self.direction = media.direction
         self.te_pt = media.telephone_event_pt
         self.silence = codec.encode(np.zeros(self.samples, dtype=np.int16))

@@ -112,6 +112,29 @@ def test_telephone_event_reports_digit_once() -> None:
     assert digits == ["7"]
 
 
+def test_a_stray_stream_first_does_not_keep_the_peer_out() -> None:
+    # Another call's RTP reached this freshly bound port before the caller's
+    # first packet; the caller's own packets come from its SDP address
+    # (192.0.2.9:4000): its digit is heard and our audio goes to it.
+    session, sent, digits, _ = _session()
+    stray = ("127.0.0.1", 47144)
+    for i in range(5):
+        session.receive_rtp(rtp_header(8, i == 0, 300 + i, 160 * i, 55) + b"\xd5" * 160, stray, 0.0)
+        _tick(session, i * 0.02)
+    assert {addr for _, addr in sent} == {stray}
+    sent.clear()
+    peer = ("192.0.2.9", 4000)
+    for n, pkt in enumerate(TelephoneEventSender().packets("1", 120)):
+        header = rtp_header(101, pkt.marker, 10 + n, 8000 + pkt.timestamp_offset, 7)
+        session.receive_rtp(header + pkt.payload, peer, 0.1 + n * 0.02)
+        _tick(session, 0.1 + n * 0.02)
+    assert digits == ["1"]
+    assert sent and {addr for _, addr in sent} == {peer}
+    before = session.totals.dropped
+    session.receive_rtp(rtp_header(8, False, 305, 800, 55) + b"\xd5" * 160, stray, 0.3)
+    assert session.totals.dropped == before + 1
+
+
 def test_playback_event_reaches_the_owner() -> None:
     session, _, _, _ = _session()
     finished: list[PlaybackFinished] = []

@@ -203,6 +203,37 @@ def test_free_ports_are_bindable() -> None:
             s.close()
 
 
+def _bindable(port: int) -> bool:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def test_sipp_runner_holds_the_media_ports_sipp_sends_from_but_does_not_bind(
+    tmp_path: Path,
+) -> None:
+    # Calls 2.. of a run send their RTP from -mp + 4k, which SIPp never binds:
+    # the runner holds those ports until the run ends (nothing else may bind
+    # one and receive the RTP the engine sends to that call).
+    sipp = Sipp("uac_pcap", remote="127.0.0.1:5060", calls=3, run_dir=tmp_path)
+    sipp.prepare()
+    base = sipp.media_port
+    try:
+        held = [base + 4, base + 8]
+        assert [_bindable(p) for p in held] == [False, False]
+        assert _bindable(base) and _bindable(base + 2)  # SIPp binds these itself
+        assert _bindable(base + 12)  # no fourth call
+    finally:
+        sipp.release_media_ports()
+    assert all(_bindable(p) for p in held)
+    assert Sipp("uas", calls=None, run_dir=tmp_path / "uas")._unbound_media_ports() == set()
+
+
 # -- SIPp --------------------------------------------------------------------------------
 
 

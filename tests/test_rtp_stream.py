@@ -119,6 +119,27 @@ def test_relatch_moves_to_the_next_address() -> None:
     assert state.dropped_wrong_source == 1
 
 
+def test_the_address_of_the_sdp_takes_the_latch_from_a_stray_stream() -> None:
+    # Another stream reached the port first (a reused port, a scanner): the
+    # peer's packets from the address its SDP gave move the latch back.
+    state = RtpReceiveState(signalled=PEER)
+    assert feed(state, [500, 501, 502], OTHER) == [False, True, True]
+    assert state.source == OTHER
+    assert state.accept(pkt(1, ssrc=0x99), PEER, 1.0) is False  # latched; new SSRC on probation
+    assert (state.source, state.switched) == (PEER, 1)
+    assert state.accept(pkt(2, ssrc=0x99), PEER, 1.02) is True
+    assert state.accept(pkt(503), OTHER, 1.03) is False  # the stray one is dropped from now on
+    assert (state.dropped_wrong_source, state.switched) == (1, 1)
+
+
+def test_behind_a_nat_the_first_source_keeps_the_latch() -> None:
+    # The SDP names an address the packets never come from (NAT): latching as before.
+    state = RtpReceiveState(signalled=("10.0.0.5", 4000))
+    assert feed(state, [1, 2, 3]) == [False, True, True]
+    assert state.accept(pkt(4), OTHER, 1.0) is False
+    assert (state.source, state.switched, state.dropped_wrong_source) == (PEER, 0, 1)
+
+
 # --- RFC 3550 A.1 ----------------------------------------------------------
 
 

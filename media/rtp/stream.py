@@ -5,9 +5,11 @@
   passed in; it counts packets and octets for Sender Reports.
 * :class:`RtpReceiveState` latches the first source address (symmetric,
   strict RTP: later packets from any other address are dropped and counted,
-  until :meth:`RtpReceiveState.relatch`), and keeps, per SSRC, the RFC 3550
-  Appendix A state: sequence validation (A.1: probation, dropout, misorder,
-  cycles), loss (A.3) and interarrival jitter (A.8).
+  until :meth:`RtpReceiveState.relatch`), except that the address the peer's
+  SDP announced always takes the latch over (a stray stream that reached the
+  port first never keeps the real peer out), and keeps, per SSRC, the
+  RFC 3550 Appendix A state: sequence validation (A.1: probation, dropout,
+  misorder, cycles), loss (A.3) and interarrival jitter (A.8).
 * :class:`RtcpScheduler` says when the next report is due (RFC 3550 §6.2,
   simplified for two parties) and builds the compound SR/RR + SDES.
 
@@ -220,13 +222,27 @@ class RtpReceiveState:
 
     Call :meth:`accept` for every parsed packet. Counters: ``accepted``,
     ``dropped_wrong_source`` (strict RTP), ``dropped_invalid`` (A.1: still
-    on probation, or a jump the sender has not confirmed).
+    on probation, or a jump the sender has not confirmed), ``switched``
+    (times the latch moved to ``signalled``).
+
+    ``signalled`` is the address the peer's SDP gave for its media. Behind
+    a NAT the peer's packets come from elsewhere, so the first source
+    latches whatever it is; but a packet from ``signalled`` itself always
+    takes the latch over: otherwise whatever reaches a freshly bound port
+    first (late packets of the port's previous call, another call's stream
+    sent to a reused port, a scanner) would keep the peer's own media out
+    for the whole call. Asterisk's strict RTP does the same ("switching to
+    RTP target address as source").
     """
 
-    def __init__(self, clock_rate: int = 8000) -> None:
+    def __init__(self, clock_rate: int = 8000, signalled: Addr | None = None) -> None:
         self.clock_rate = clock_rate
+        self.signalled = signalled
+        """The media address of the peer's SDP (None: unknown)."""
         self.source: Addr | None = None
         """The latched peer address (send here for symmetric RTP)."""
+        self.switched = 0
+        """Times a packet from ``signalled`` took the latch from another source."""
         self.sources: OrderedDict[int, SourceStats] = OrderedDict()
         """SSRC -> statistics, most recently heard last (at most MAX_SOURCES)."""
         self.accepted = 0
@@ -241,16 +257,21 @@ class RtpReceiveState:
         """Account for one packet; False means drop it (wrong source or invalid sequence).
 
         The first packet after construction or :meth:`relatch` latches its
-        address. Packets from the latched address are validated per SSRC
-        (RFC 3550 A.1): a new SSRC's first packet is on probation and is not
-        delivered, the second in sequence is. Valid packets update jitter,
-        except those repeating the previous timestamp (RFC 4733 updates).
+        address; a packet from ``signalled`` moves the latch there (see the
+        class docstring). Packets from the latched address are validated per
+        SSRC (RFC 3550 A.1): a new SSRC's first packet is on probation and is
+        not delivered, the second in sequence is. Valid packets update
+        jitter, except those repeating the previous timestamp (RFC 4733
+        updates).
         """
         if self.source is None:
             self.source = addr
         elif addr != self.source:
-            self.dropped_wrong_source += 1
-            return False
+            if addr != self.signalled:
+                self.dropped_wrong_source += 1
+                return False
+            self.source = addr
+            self.switched += 1
         ssrc = packet.ssrc
         stats = self.sources.get(ssrc)
         seq = packet.sequence_number

@@ -60,11 +60,13 @@ def free_tcp_port() -> int:
     return free_port("tcp")
 
 
-def free_rtp_range(n: int) -> int:
-    """Base of ``n`` consecutive free UDP ports on 127.0.0.1; the base is even.
+def reserve_rtp_range(n: int) -> tuple[int, list[socket.socket]]:
+    """``n`` consecutive UDP ports on 127.0.0.1 bound now: ``(base, sockets)``.
 
-    ``free_rtp_range(200)`` returns ``base`` with ``base .. base+199`` all free
-    at the time of the call.
+    The base is even; ``sockets[i]`` holds ``base + i`` until it is closed.
+    Each socket's receive buffer is the smallest the kernel allows, so a
+    held port that traffic is sent to drops it at once instead of queueing.
+    Close a socket right before the peer that should own its port binds it.
     """
     if n < 1 or n > (HIGH - LOW) // 4:
         raise ValueError(f"cannot reserve {n} ports")
@@ -72,19 +74,28 @@ def free_rtp_range(n: int) -> int:
     for _ in range(_ATTEMPTS):
         base = rng.randrange(LOW, HIGH - n, 2)
         socks: list[socket.socket] = []
-        ok = True
         try:
             for port in range(base, base + n):
                 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
                 socks.append(s)
-                try:
-                    s.bind((HOST, port))
-                except OSError:
-                    ok = False
-                    break
-        finally:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1)
+                s.bind((HOST, port))
+        except OSError:
             for s in socks:
                 s.close()
-        if ok:
-            return base
+            continue
+        return base, socks
     raise RuntimeError(f"no {n} consecutive free UDP ports on {HOST} in {_ATTEMPTS} attempts")
+
+
+def free_rtp_range(n: int) -> int:
+    """Base of ``n`` consecutive free UDP ports on 127.0.0.1; the base is even.
+
+    ``free_rtp_range(200)`` returns ``base`` with ``base .. base+199`` all free
+    at the time of the call (and nothing keeps them free afterwards: a peer
+    that does not bind a port it receives on needs :func:`reserve_rtp_range`).
+    """
+    base, socks = reserve_rtp_range(n)
+    for s in socks:
+        s.close()
+    return base

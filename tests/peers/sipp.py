@@ -16,9 +16,20 @@ scenario file if one is used, the statistics CSV (``-trace_stat -fd 1``),
 the error log (``-trace_err``) and optionally the message trace. SIPp always
 gets ``-i 127.0.0.1``, explicit ``-p``/``-mp`` ports and ``-nostdin``.
 
-Per call SIPp's ``uac_pcap`` uses a fresh media port: ``-mp``, ``-mp + 4``,
+Per call SIPp's ``uac_pcap`` (and every scenario offering
+``[auto_media_port]``) uses a fresh media port: ``-mp``, ``-mp + 4``,
 ``-mp + 8`` ... (one step of 4 per call, never reused within a run), so a run
 of ``calls`` calls needs ``4 * calls`` free ports from ``media_port``.
+
+SIPp binds only ``-mp`` and ``-mp + 2``: it sends each call's RTP from the
+call's port through a raw socket and never binds that port, so it is free
+for anyone to bind while the call runs, an engine's own RTP range included.
+Whoever binds it gets the RTP the engine sends to that call; when that is
+the engine itself, the new call on that port heard the other call's stream
+before its own caller (in the hot-reload test, up to a tenth of the callers'
+digits were lost). When the runner picks ``media_port`` itself it therefore
+keeps those ports bound (see :func:`~tests.peers.ports.reserve_rtp_range`)
+until SIPp ends.
 """
 
 from __future__ import annotations
@@ -29,6 +40,7 @@ import csv
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -38,7 +50,7 @@ from pathlib import Path
 from typing import Literal
 
 from tests.peers import forget_process, kill_group, start_process
-from tests.peers.ports import HOST, free_port, free_rtp_range
+from tests.peers.ports import HOST, free_port, reserve_rtp_range
 
 SIPP = "sipp"
 SIPP_PCAP_DIR = Path("/usr/share/sip-tester")
@@ -58,6 +70,8 @@ BUILTIN_SCENARIOS = frozenset(
 )
 MEDIA_PORT_STEP = 4
 """SIPp advances its media port by this much for every new call."""
+MEDIA_PORT_WRAP = 10_000
+"""SIPp's ``[auto_media_port]`` offset wraps at this many ports (2,500 calls)."""
 
 Transport = Literal["u1", "un", "t1", "tn"]
 
@@ -238,6 +252,7 @@ class Sipp:
     media_ports_needed: int | None = None
     _argv: list[str] | None = field(default=None, init=False, repr=False)
     _own_dir: bool = field(default=False, init=False, repr=False)
+    _held: list[socket.socket] = field(default_factory=list, init=False, repr=False)
 
     @property
     def is_builtin(self) -> bool:
@@ -286,7 +301,13 @@ class Sipp:
             need = self.media_ports_needed
             if need is None:
                 need = MEDIA_PORT_STEP * max(1, self.calls or 1) + 4
-            self.media_port = free_rtp_range(need)
+            self.media_port, socks = reserve_rtp_range(need)
+            keep = self._unbound_media_ports()
+            for port, sock in enumerate(socks, start=self.media_port):
+                if port in keep:
+                    self._held.append(sock)
+                else:
+                    sock.close()
         argv = [SIPP]
         if self.remote:
             argv.append(self.remote)
@@ -324,6 +345,21 @@ class Sipp:
         argv += list(self.extra_args)
         self._argv = argv
         return argv
+
+    def _unbound_media_ports(self) -> set[int]:
+        """The calls' RTP ports that SIPp sends from but does not bind (all
+        but ``-mp`` itself; see the module docstring). A RTCP port (odd) is
+        never an RTP port of an engine, which takes even ones."""
+        if self.calls is None:
+            return set()
+        calls = min(self.calls, MEDIA_PORT_WRAP // MEDIA_PORT_STEP)
+        return {self.media_port + MEDIA_PORT_STEP * k for k in range(1, calls)}
+
+    def release_media_ports(self) -> None:
+        """Close the sockets holding the calls' media ports (SIPp has ended)."""
+        for sock in self._held:
+            sock.close()
+        self._held.clear()
 
     @property
     def command(self) -> list[str]:
@@ -402,7 +438,8 @@ class Sipp:
         return await handle.wait(self.effective_wall_timeout())
 
     def cleanup(self) -> None:
-        """Remove the run dir if the runner created it."""
+        """Release the held media ports; remove the run dir if the runner created it."""
+        self.release_media_ports()
         if self._own_dir and self.run_dir is not None:
             shutil.rmtree(self.run_dir, ignore_errors=True)
 
@@ -444,6 +481,7 @@ class SippProcess:
     def _finish(self, timed_out: bool) -> SippResult:
         assert self.sipp.run_dir is not None
         forget_process(self.proc)
+        self.sipp.release_media_ports()
         self.result = self.sipp.result(
             self.proc.returncode,
             timed_out,
@@ -514,6 +552,7 @@ class AsyncSippProcess:
 
     def _finish(self, timed_out: bool) -> SippResult:
         assert self.sipp.run_dir is not None
+        self.sipp.release_media_ports()
         self.result = self.sipp.result(
             self.proc.returncode,
             timed_out,
