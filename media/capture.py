@@ -1,9 +1,14 @@
 """Capture of a call's received and sent audio, for the recorder.
 
-The media session hands over one decoded frame pair per tick (what the caller
-sent us, what we sent the caller), time-aligned because both come from the
-same tick. :class:`CallCapture` batches them and passes stereo PCM blocks
-(left: caller, right: engine/agent) to every attached sink.
+The media session hands over batches of frames (what the caller sent us,
+what we sent the caller), time-aligned because both come from the same
+ticks, either decoded (:meth:`CallCapture.add`) or still G.711-coded
+(:meth:`CallCapture.add_coded`). :class:`CallCapture` passes stereo PCM
+blocks (left: caller, right: engine/agent) to every attached sink; when
+every sink takes coded audio (``write_coded``, :class:`CodedSink`) the
+batches go to them as they are, so the recorder decodes in its storage
+process and the event loop never does (a 300-call engine decoded and
+interleaved 15,000 frames a second only for the recordings).
 
 :class:`StreamingWavWriter` is the default sink: a WAV file whose RIFF sizes are
 rewritten after every block, so a reader (or a crash) always finds a valid
@@ -19,6 +24,8 @@ from typing import BinaryIO, Protocol
 
 import numpy as np
 
+from media.g711 import codec_by_name
+
 RATE = 8000
 
 
@@ -28,6 +35,28 @@ class CaptureSink(Protocol):
     def write(self, block: np.ndarray) -> None: ...
 
     def close(self) -> None: ...
+
+
+Spans = tuple[tuple[int, int], ...]
+"""Sample ranges ``[start, end)`` of a coded batch that must be digital silence
+once decoded, on both channels (a secure pause)."""
+
+
+class CodedSink(CaptureSink, Protocol):
+    """A sink that also takes G.711 as it was on the wire: ``rx`` and ``tx``
+    equally long byte strings of ``codec`` ("PCMU"/"PCMA"), one byte a
+    sample; ``silent`` the ranges to zero after decoding (:func:`decode_coded`)."""
+
+    def write_coded(self, codec: str, rx: bytes, tx: bytes, silent: Spans) -> None: ...
+
+
+def decode_coded(codec: str, rx: bytes, tx: bytes, silent: Spans = ()) -> np.ndarray:
+    """A coded batch as the stereo int16 block a PCM sink gets, shape ``(n, 2)``."""
+    decoder = codec_by_name(codec)
+    block = np.stack((decoder.decode(rx), decoder.decode(tx)), axis=1)
+    for start, end in silent:
+        block[start:end] = 0
+    return block
 
 
 class StreamingWavWriter:
@@ -84,11 +113,14 @@ class StreamingWavWriter:
 
 
 class CallCapture:
-    """Collects aligned rx/tx frames and flushes stereo blocks to its sinks.
+    """Collects aligned rx/tx audio and flushes it to its sinks.
 
     ``add(rx, tx)`` takes int16 mono chunks of the same length (silence where
-    nothing was received or sent). Blocks are flushed once ``flush_samples``
-    are pending (default one second) and on ``close()``.
+    nothing was received or sent); ``add_coded(codec, rx, tx, silent)`` takes
+    G.711 bytes. What is pending is flushed once ``flush_samples`` are
+    pending (default one second) and on ``close()``. :attr:`wants_pcm` tells
+    the media session whether it must decode: not when every sink takes
+    coded audio.
     """
 
     def __init__(self, sinks: list[CaptureSink] | None = None, flush_samples: int = RATE) -> None:
@@ -96,21 +128,48 @@ class CallCapture:
         self.flush_samples = flush_samples
         self._rx: list[np.ndarray] = []
         self._tx: list[np.ndarray] = []
+        self._coded: list[tuple[str, bytes, bytes, Spans]] = []
         self._pending = 0
         self.samples = 0
         self.closed = False
 
+    @property
+    def wants_pcm(self) -> bool:
+        """True when some sink only takes PCM blocks (no ``write_coded``)."""
+        return any(not hasattr(sink, "write_coded") for sink in self.sinks)
+
     def add(self, rx: np.ndarray, tx: np.ndarray) -> None:
+        """Append decoded audio (int16, ``rx`` and ``tx`` equally long)."""
         if self.closed:
             return
+        self._flush_coded()  # in order, should a caller mix the two
         self._rx.append(rx)
         self._tx.append(tx)
         self._pending += len(rx)
         if self._pending >= self.flush_samples:
             self.flush()
 
+    def add_coded(self, codec: str, rx: bytes, tx: bytes, silent: Spans = ()) -> None:
+        """Append G.711 audio (``codec`` "PCMU"/"PCMA", ``rx`` and ``tx`` equally
+        long; ``silent``: sample ranges to zero once decoded)."""
+        if self.closed:
+            return
+        if self.wants_pcm:  # some sink needs PCM: decode here after all
+            block = decode_coded(codec, rx, tx, silent)
+            self.add(block[:, 0], block[:, 1])
+            return
+        self._flush_pcm()
+        self._coded.append((codec, rx, tx, silent))
+        self._pending += len(rx)
+        if self._pending >= self.flush_samples:
+            self.flush()
+
     def flush(self) -> None:
         """Write what is pending to every sink."""
+        self._flush_pcm()
+        self._flush_coded()
+
+    def _flush_pcm(self) -> None:
         if not self._rx:
             return
         block = np.stack((np.concatenate(self._rx), np.concatenate(self._tx)), axis=1)
@@ -120,6 +179,30 @@ class CallCapture:
         self.samples += block.shape[0]
         for sink in self.sinks:
             sink.write(block)
+
+    def _flush_coded(self) -> None:
+        if not self._coded:
+            return
+        batches, self._coded = self._coded, []
+        self._pending = 0
+        # Consecutive batches of one codec go out as one (a re-INVITE may switch codec).
+        runs: list[tuple[str, list[bytes], list[bytes], list[tuple[int, int]]]] = []
+        length = 0
+        for codec, rx, tx, silent in batches:
+            if not runs or runs[-1][0] != codec:
+                runs.append((codec, [], [], []))
+                length = 0
+            _, rxs, txs, spans = runs[-1]
+            rxs.append(rx)
+            txs.append(tx)
+            spans.extend((length + start, length + end) for start, end in silent)
+            length += len(rx)
+        for codec, rxs, txs, spans in runs:
+            rx_all, tx_all = b"".join(rxs), b"".join(txs)
+            self.samples += len(rx_all)
+            for sink in self.sinks:
+                coded: CodedSink = sink  # type: ignore[assignment]  # wants_pcm was False
+                coded.write_coded(codec, rx_all, tx_all, tuple(spans))
 
     def close(self) -> None:
         """Flush and close every sink (idempotent)."""

@@ -12,7 +12,8 @@ from the player, or comfort silence, and send it with the next header.
 Received and sent payloads are collected as bytes and decoded in batches, one
 numpy call each: every ``DECODE_EVERY`` ticks (100 ms) when the in-band DTMF
 detector listens (no telephone-event was negotiated), else every
-``CAPTURE_EVERY`` ticks (500 ms) for the capture. Batching keeps the per-tick
+``CAPTURE_EVERY`` ticks (500 ms) for the capture, which gets them still coded
+when its sinks take that (the recorder decodes in its storage process). Batching keeps the per-tick
 cost to a few list and byte operations, so hundreds of calls fit on one core.
 
 Secure pause (PCI DSS): between :meth:`MediaSession.pause_capture` and
@@ -340,17 +341,28 @@ class MediaSession:
             self._send_report(now)
 
     def _decode_batch(self) -> None:
-        rx = self.codec.decode(b"".join(self._rx))
+        capture = self.capture
+        coded = capture is not None and not capture.wants_pcm  # the recorder decodes itself
+        rx_bytes = b"".join(self._rx)
         self._rx.clear()
-        if self.inband is not None:
+        rx = None
+        if self.inband is not None or (capture is not None and not coded):
+            rx = self.codec.decode(rx_bytes)
+        if self.inband is not None and rx is not None:
             for digit in self.inband.feed(rx):
                 self._digit(digit, "inband")
         masks, self._masks = self._masks, []
-        if self.capture is not None:
-            tx = self.codec.decode(b"".join(self._tx))
-            if any(masks):
-                rx, tx = _masked(rx, masks), _masked(tx, masks)
-            self.capture.add(rx, tx)
+        if capture is not None:
+            tx_bytes = b"".join(self._tx)
+            if coded:
+                silent = _masked_spans(len(rx_bytes), masks) if any(masks) else ()
+                capture.add_coded(self.codec.name, rx_bytes, tx_bytes, silent)
+            else:
+                assert rx is not None
+                tx = self.codec.decode(tx_bytes)
+                if any(masks):
+                    rx, tx = _masked(rx, masks), _masked(tx, masks)
+                capture.add(rx, tx)
         self._tx.clear()
         lost, late = self.jitter.lost, self.jitter.late
         self.totals.lost += lost - self._last_lost
@@ -387,3 +399,20 @@ def _masked(pcm: np.ndarray, masks: list[bool]) -> np.ndarray:
     if masks and masks[-1] and step:
         out[len(masks) * step :] = 0
     return out
+
+
+def _masked_spans(length: int, masks: list[bool]) -> tuple[tuple[int, int], ...]:
+    """The sample ranges :func:`_masked` zeroes, for a capture that decodes later."""
+    step = length // len(masks) if masks else 0
+    spans: list[tuple[int, int]] = []
+    for i, masked in enumerate(masks):
+        if not masked:
+            continue
+        start, end = i * step, (i + 1) * step
+        if i == len(masks) - 1:
+            end = length
+        if spans and spans[-1][1] == start:
+            spans[-1] = (spans[-1][0], end)
+        else:
+            spans.append((start, end))
+    return tuple(spans)

@@ -49,7 +49,7 @@ import numpy as np
 import structlog
 
 from media.call import CallInfo
-from media.capture import CallCapture
+from media.capture import CallCapture, Spans
 from media.session import MediaSession
 from recordings.metadata import CallFacts, PauseSpan, RecordingMeta
 from recordings.storage import ProcessRunner
@@ -122,7 +122,11 @@ class _Sink:
         self.active = active
 
     def write(self, block: np.ndarray) -> None:
-        self.recorder._submit("audio", str(self.active.path), block)
+        self.recorder._post("audio", str(self.active.path), block)
+
+    def write_coded(self, codec: str, rx: bytes, tx: bytes, silent: Spans) -> None:
+        """G.711 as it was on the wire: the storage process decodes it (see media.capture)."""
+        self.recorder._post("audio_coded", str(self.active.path), codec, rx, tx, silent)
 
     def close(self) -> None:
         self.active.audio_closed = True
@@ -336,6 +340,16 @@ class Recorder:
             return future
         future.add_done_callback(lambda f: self._failed(op, f))
         return future
+
+    def _post(self, op: str, *args: Any) -> None:
+        """Like :meth:`_submit` with no reply (audio: 2 a second per call); the
+        storage process logs a failure itself."""
+        try:
+            self.runner.post(op, *args)
+        except RuntimeError as exc:
+            log.error(
+                "recording.store_closed", job=op, error=str(exc), hint="a call ended after stop"
+            )
 
     @staticmethod
     def _failed(op: str, done: Future[Any]) -> None:

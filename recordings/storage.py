@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 import structlog
 
-from media.capture import StreamingWavWriter
+from media.capture import Spans, StreamingWavWriter, decode_coded
 from recordings.metadata import CallFacts, PauseSpan, RecordingMeta, build_metadata
 from recordings.store import RecordingStore
 from recordings.wavfile import WavError, empty_header, repair_wav
@@ -105,6 +105,12 @@ class RecordingStorage:
             "recording.start", key, {"path": meta.path, "caller": meta.caller}, meta.started_at
         )
         return key
+
+    def audio_coded(self, token: str, codec: str, rx: bytes, tx: bytes, silent: Spans = ()) -> None:
+        """Decode a G.711 batch (see :func:`media.capture.decode_coded`) and append it."""
+        if self._files.get(token) is None:
+            return
+        self.audio(token, decode_coded(codec, rx, tx, silent))
 
     def audio(self, token: str, block: np.ndarray) -> None:
         """Append a stereo block to the recording's file."""
@@ -278,6 +284,10 @@ class _Channel(asyncio.Protocol):
         self.waiting.clear()
 
 
+NO_REPLY = 0
+"""Operation id of :meth:`ProcessRunner.post` messages: the child does not answer."""
+
+
 class StorageError(Exception):
     """An operation failed in the storage process (the text names it), or it died."""
 
@@ -368,6 +378,14 @@ class ProcessRunner:
             self._loop.call_soon_threadsafe(send)
         return future
 
+    def post(self, op: str, *args: Any) -> None:
+        """Queue ``storage.<op>(*args)`` with no reply (the child logs a failure):
+        no future and no answer to read for the audio the loop hands over twice
+        a second per call. From the event loop's thread only; RuntimeError once closed."""
+        if self._closed or self._transport is None or self._transport.is_closing():
+            raise RuntimeError("the recording storage process is closed")
+        self._transport.write(write_frame((NO_REPLY, op, args)))
+
     async def aclose(self) -> None:
         """Wait for what is queued, then let the child exit (killed after 30 s)."""
         if self._closed:
@@ -411,4 +429,5 @@ def serve(sock: socket.socket) -> None:
                 except Exception as exc:
                     log.exception("recording.storage_failed", op=op)
                     reply = (op_id, False, f"{op}: {type(exc).__name__}: {exc}")
-                sock.sendall(write_frame(reply))
+                if op_id != NO_REPLY:
+                    sock.sendall(write_frame(reply))
