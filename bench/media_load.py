@@ -123,15 +123,27 @@ def tree_cpu_seconds(root: int) -> float:
     return total
 
 
-def host_cpu_times() -> tuple[float, float]:
-    """(busy, total) jiffies of all CPUs from /proc/stat."""
+def host_cpu_times() -> tuple[float, float, float]:
+    """(busy, total, steal) jiffies of all CPUs from /proc/stat."""
     fields = [float(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
     total = sum(fields[:8])  # user nice system idle iowait irq softirq steal
-    return total - idle, total
+    steal = fields[7] if len(fields) > 7 else 0.0
+    return total - idle, total, steal
 
 
-def host_busy_percent(before: tuple[float, float], after: tuple[float, float]) -> float:
+def host_steal_percent(
+    before: tuple[float, float, float], after: tuple[float, float, float]
+) -> float:
+    """Share of the virtual CPUs' time the hypervisor gave to others (0-100): the
+    vCPU was runnable but not running, which no process here can avoid."""
+    total = after[1] - before[1]
+    return 100.0 * (after[2] - before[2]) / total if total > 0 else 0.0
+
+
+def host_busy_percent(
+    before: tuple[float, float, float], after: tuple[float, float, float]
+) -> float:
     """Share of all the machine's CPU time that was busy between two samples (0-100)."""
     busy = after[0] - before[0]
     total = after[1] - before[1]
@@ -449,6 +461,7 @@ class LevelResult:
     sipp_cpu: float | None = None
     capture_cpu: float | None = None
     host_busy: float | None = None
+    host_steal: float | None = None
     watchdog_major: int = 0
     capture_dropped: int = 0
     sipp_timed_out: bool = False
@@ -552,7 +565,9 @@ def run_level(target: Target, level: int, calls: int, ramp: float, work: Path) -
         stop_evt.set()
         thread.join(timeout=5)
         res.cpu_mean, res.cpu_peak = cpu.stop()
-        res.host_busy = host_busy_percent(host0, host_cpu_times())
+        host1 = host_cpu_times()
+        res.host_busy = host_busy_percent(host0, host1)
+        res.host_steal = host_steal_percent(host0, host1)
         cstats = cap.stop()
     # Give the answering side a moment to account the last digits / BYEs.
     time.sleep(1.0)
@@ -604,7 +619,8 @@ def _f(x: float | None, fmt: str = "{:.1f}") -> str:
 HEADER = (
     f"{'level':>5} {'calls':>5} {'ok':>5} {'fail':>4} {'peak':>5} {'own':>5} {'digits':>6} "
     f"{'jit50':>7} {'jit99':>7} {'ipdv99':>7} {'drift':>6} {'lost':>5} {'cpu%':>6} "
-    f"{'cpu%max':>7} {'tick>5':>6} {'sipp%':>5} {'host%':>5} {'wdog':>4} {'load':>5}  note"
+    f"{'cpu%max':>7} {'tick>5':>6} {'sipp%':>5} {'host%':>5} {'steal':>5} {'wdog':>4} "
+    f"{'load':>5}  note"
 )
 
 
@@ -617,7 +633,7 @@ def format_row(r: LevelResult) -> str:
         f"{_f(r.ipdv_p99_ms, '{:.2f}'):>7} {_f(r.drift_ms_per_s, '{:.1f}'):>6} "
         f"{r.rtp_lost:>5} {_f(r.cpu_mean):>6} {_f(r.cpu_peak):>7} "
         f"{_f(r.late_ticks_pct, '{:.2f}'):>6} {_f(r.sipp_cpu, '{:.0f}'):>5} "
-        f"{_f(r.host_busy, '{:.0f}'):>5} {r.watchdog_major:>4} "
+        f"{_f(r.host_busy, '{:.0f}'):>5} {_f(r.host_steal):>5} {r.watchdog_major:>4} "
         f"{r.load_before:>5.2f}  {r.note}"
     )
 
@@ -638,7 +654,8 @@ def print_table(title: str, rows: list[LevelResult]) -> None:
         " cpu% = answering process tree (100 = one core);\n"
         "  tick>5 = % of the engine's media clock ticks that fired more than 5 ms late;\n"
         "  sipp% = SIPp's CPU (100 = one core); host% = whole machine busy (100 = all cores);"
-        " wdog = SIPp WatchdogMajor (> 0: level void);\n"
+        " steal = % of the vCPUs' time the hypervisor ran other guests;\n"
+        "  wdog = SIPp WatchdogMajor (> 0: level void);\n"
         "  load = 1-min load average before the level."
     )
 

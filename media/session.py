@@ -258,27 +258,30 @@ class MediaSession:
         """
         if self.closed:
             return
+        send_state = self.send_state
         if skipped > 0:
-            self.send_state.timestamp = (
-                self.send_state.timestamp + skipped * self.samples
-            ) & 0xFFFFFFFF
-            self.send_state.start_talkspurt()
+            send_state.timestamp = (send_state.timestamp + skipped * self.samples) & 0xFFFFFFFF
+            send_state.start_talkspurt()
             self.skipped_frames += skipped
-        dest = self.destination()
+        dest = self.recv_state.source  # self.destination(), written out: every packet
+        if dest is None and self.direction == "sendonly":
+            dest = self.remote
         payload = None
         if dest is not None:  # nothing is played into the void before media flows
-            payload = self.player.next_payload(self.codec, self.samples)
-            for event in self.player.drain_events():
-                self._on_playback(event)
+            player = self.player
+            payload = player.next_payload(self.codec, self.samples)
+            if player.has_events:
+                for event in player.drain_events():
+                    self._on_playback(event)
             if payload is None and self.relay_in is not None:
                 payload = self.relay_in.pull(self.samples, self.codec)
         sent = payload if payload is not None else self.silence
-        if self._events_out and dest is not None and self.direction in SENDING:
-            self._send_event(dest)
-            self._tx.append(self.silence)
-            return
         if dest is not None and self.direction in SENDING:
-            header = self.send_state.next_header(self.payload_type, self.samples, now=now)
+            if self._events_out:
+                self._send_event(dest)
+                self._tx.append(self.silence)
+                return
+            header = send_state.audio_header(self.payload_type, self.samples, now)
             self._send_rtp(header + sent, dest)
             self.totals.packets_out += 1
         else:

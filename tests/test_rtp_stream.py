@@ -346,3 +346,20 @@ def test_real_telephone_event_stream_with_its_own_ssrc() -> None:
     assert set(state.sources) == {0xDEE0EE8F, 0x0E05384E}
     dtmf = [seq for ssrc, seq in delivered if ssrc == 0x0E05384E]
     assert dtmf == [7985, 7986, 7987, 7988, 7989, 7990, 7991, 7991, 7991]  # 7984 on probation
+
+
+def test_audio_header_is_next_header_for_a_g711_frame() -> None:
+    """The send path's lean header equals the general one, state and marker included."""
+    general, lean = RtpSendState(random.Random(5)), RtpSendState(random.Random(5))
+    for i in range(5):
+        if i == 3:
+            general.start_talkspurt()
+            lean.start_talkspurt()
+        assert lean.audio_header(8, 160, i * 0.02) == general.next_header(8, 160, now=i * 0.02)
+    assert (lean.seq, lean.timestamp, lean.packets, lean.octets) == (
+        general.seq,
+        general.timestamp,
+        general.packets,
+        general.octets,
+    )
+    assert lean.rtp_time(1.0) == general.rtp_time(1.0)

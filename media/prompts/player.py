@@ -104,13 +104,21 @@ class Prompt:
         return out
 
 
-@dataclass
+@dataclass(slots=True)
 class _Item:
     prompt: Prompt
     interruptible: bool
     tag: object
     offset: int = 0
     """Samples already handed out."""
+    length: int = 0
+    """``len(prompt)``, kept here: the send path asks for it 50 times a second."""
+    coded_as: tuple[str, int] | None = None
+    coded: list[bytes] | None = None
+    """The prompt's frames for ``coded_as`` = (codec name, samples), looked up once."""
+
+    def __post_init__(self) -> None:
+        self.length = len(self.prompt)
 
 
 class Player:
@@ -136,6 +144,11 @@ class Player:
         self._queue.append(_Item(prompt, interruptible, tag))
 
     @property
+    def has_events(self) -> bool:
+        """Whether :meth:`drain_events` has anything to hand out."""
+        return bool(self._events)
+
+    @property
     def is_playing(self) -> bool:
         """Whether anything is queued."""
         return bool(self._queue)
@@ -144,14 +157,14 @@ class Player:
         """The item to play from, finishing empty ones on the way."""
         while self._queue:
             item = self._queue[0]
-            if item.offset < len(item.prompt):
+            if item.offset < item.length:
                 return item
             self._finish(interrupted=False)
         return None
 
     def _advance(self, item: _Item, samples: int) -> None:
         item.offset += samples
-        if item.offset >= len(item.prompt):
+        if item.offset >= item.length:
             self._finish(interrupted=False)
 
     def next_payload(self, codec: Codec, samples: int) -> bytes | None:
@@ -159,15 +172,30 @@ class Player:
 
         Whole prompts come from the prompt's pre-encoded frames, so this is
         equal to ``codec.encode(next_frame(samples))`` without the numpy work.
+        (Written out rather than through ``_current``/``_advance``: it runs
+        for every packet of every call.)
         """
-        item = self._current()
-        if item is None:
+        queue = self._queue
+        while queue:
+            item = queue[0]
+            offset = item.offset
+            if offset < item.length:
+                break
+            self._finish(interrupted=False)
+        else:
             return None
-        if item.offset % samples == 0:
-            payload = item.prompt.payloads(codec, samples)[item.offset // samples]
+        if offset % samples == 0:
+            coded = item.coded
+            if coded is None or item.coded_as != (codec.name, samples):
+                coded = item.coded = item.prompt.payloads(codec, samples)
+                item.coded_as = (codec.name, samples)
+            payload = coded[offset // samples]
         else:  # the frame size changed mid-prompt: encode this window on the fly
-            payload = codec.encode(item.prompt.window(item.offset, samples))
-        self._advance(item, samples)
+            payload = codec.encode(item.prompt.window(offset, samples))
+        offset += samples
+        item.offset = offset
+        if offset >= item.length:
+            self._finish(interrupted=False)
         return payload
 
     def next_frame(self, samples: int) -> np.ndarray | None:

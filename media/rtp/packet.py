@@ -18,10 +18,19 @@ import struct
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-__all__ = ["RTP_HEADER_SIZE", "RtpPacket", "RtpParseError", "is_rtcp", "rtp_header"]
+__all__ = [
+    "RTP_FIXED_HEADER",
+    "RTP_HEADER_SIZE",
+    "RtpPacket",
+    "RtpParseError",
+    "is_rtcp",
+    "rtp_header",
+]
 
 RTP_HEADER_SIZE = 12
 _FIXED = struct.Struct("!BBHII")
+RTP_FIXED_HEADER = _FIXED
+"""The 12-byte fixed header (first byte, marker+PT, sequence, timestamp, SSRC)."""
 _EXT = struct.Struct("!HH")
 _unpack_fixed = _FIXED.unpack_from
 _pack_fixed = _FIXED.pack

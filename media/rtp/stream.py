@@ -23,7 +23,7 @@ import random
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from media.rtp.packet import RtpPacket, rtp_header
+from media.rtp.packet import RTP_FIXED_HEADER, RtpPacket, rtp_header
 from media.rtp.rtcp import (
     Bye,
     ReceiverReport,
@@ -54,6 +54,7 @@ MAX_SOURCES = 4
 """SSRCs tracked at once per stream (audio, telephone-event, a restarted sender...)."""
 
 Addr = tuple[str, int]
+_pack_header = RTP_FIXED_HEADER.pack
 
 
 class RtpSendState:
@@ -108,6 +109,24 @@ class RtpSendState:
         if now is not None:
             self._last_time = now
             self._last_timestamp = timestamp
+        return header
+
+    def audio_header(self, payload_type: int, samples: int, now: float) -> bytes:
+        """:meth:`next_header` for an audio frame of G.711 (``samples`` octets)
+        sent at ``now``, without its options: the per-packet send path."""
+        seq = self.seq
+        timestamp = self.timestamp
+        if self._marker_due:
+            self._marker_due = False
+            header = _pack_header(0x80, 0x80 | payload_type, seq, timestamp, self.ssrc)
+        else:
+            header = _pack_header(0x80, payload_type, seq, timestamp, self.ssrc)
+        self.seq = (seq + 1) & 0xFFFF
+        self.timestamp = (timestamp + samples) & 0xFFFFFFFF
+        self.packets += 1
+        self.octets += samples
+        self._last_time = now
+        self._last_timestamp = timestamp
         return header
 
     def event_header(
