@@ -36,6 +36,7 @@ import heapq
 import math
 from bisect import bisect_left, insort
 from collections.abc import Callable
+from heapq import heappush
 from typing import Any
 
 from acd import rebuild
@@ -327,7 +328,24 @@ class Router:
         valid = self._timer_valid
         while timers and timers[0][0] <= now:
             when, seq, kind, owner, token = heapq.heappop(timers)
-            if valid(kind, owner, seq, token, when):
+            # the two most frequent kinds checked as _timer_valid does, inline
+            if kind == _WRAP:
+                if (
+                    owner.timers.get(_WRAP) == seq
+                    and owner.state is _WRAP_UP
+                    and owner.wrap_until == when
+                ):
+                    self._now = when
+                    self._finish_wrap_up(owner, when, out)
+            elif kind == _RING:
+                if (
+                    owner.timers.get(_RING) == seq
+                    and owner.state is _RINGING
+                    and owner.offer_seq == token
+                ):
+                    self._now = when
+                    self._fire(kind, owner, token, when, out)
+            elif valid(kind, owner, seq, token, when):
                 self._now = when
                 self._fire(kind, owner, token, when, out)
         self._now = now
@@ -404,19 +422,21 @@ class Router:
         if event.queue not in self.config.queues:
             known = ", ".join(sorted(self.config.queues))
             raise AcdError(f"unknown queue {event.queue!r} (known: {known})")
-        self._seq += 1
+        self._seq = seq = self._seq + 1
+        now = event.now
+        # positional: a keyword call of the 30-field dataclass costs 2.5 times as much
         call = Call(
-            id=event.call,
-            queue=event.queue,
-            seq=self._seq,
-            priority=0,
-            own_priority=event.priority,
-            enqueued_at=event.now,
-            entered_at=event.now,
-            skills=dict(event.skills),
-            max_wait=event.max_wait,
-            callback=event.callback,
+            event.call,  # id
+            event.queue,  # queue
+            seq,  # seq
+            0,  # priority
+            event.priority,  # own_priority
+            now,  # enqueued_at
+            now,  # entered_at
+            dict(event.skills),  # skills
+            event.max_wait,  # max_wait
         )
+        call.callback = event.callback
         self._calls[call.id] = call
         self._enter(call, event.queue, event.now, None, out)
         if call.callback is not None:  # a callback waits silently, with no max wait
@@ -719,10 +739,13 @@ class Router:
         steps = queue.steps
         first = steps[0]
         call.step = 0
-        call.requirement = first.requirement.merged(call.skills)
+        skills = call.skills
+        call.requirement = first.requirement.merged(skills) if skills else first.requirement
         if len(steps) > 1 and first.duration is not None:
             call.step_until = until = now + (0.0 + first.duration)
-            self._schedule(until, _STEP, call, (queue_name, 0))
+            self._tseq = tseq = self._tseq + 1  # self._schedule(until, _STEP, ...), inline
+            call.timers[_STEP] = tseq
+            heappush(self._timers, (until, tseq, _STEP, call, (queue_name, 0)))
         else:
             call.step_until = None
         rank = (-priority, call.enqueued_at, call.seq)  # call.rank
@@ -937,7 +960,9 @@ class Router:
         if agent.state is _ON_CALL and wrap > 0:
             self._set_state(agent, _WRAP_UP, now, None, out)
             agent.wrap_until = until = now + wrap
-            self._schedule(until, _WRAP, agent)
+            self._tseq = tseq = self._tseq + 1  # self._schedule(until, _WRAP, agent), inline
+            agent.timers[_WRAP] = tseq
+            heappush(self._timers, (until, tseq, _WRAP, agent, None))
         else:
             self._finish_wrap_up(agent, now, out)
 
@@ -1061,7 +1086,9 @@ class Router:
         call.ringing = [agent.config.name for agent in agents]
         queue_name = call.queue
         call.ring_until = until = now + self.config.queues[queue_name].ring_timeout
-        self._schedule(until, _RING, call, offer_seq)
+        self._tseq = tseq = self._tseq + 1  # self._schedule(until, _RING, ...), inline
+        call.timers[_RING] = tseq
+        heappush(self._timers, (until, tseq, _RING, call, offer_seq))
         call_id = call.id
         callback = call.callback
         wait = now - call.entered_at

@@ -107,7 +107,9 @@ class IndexedMatcher:
 
     def add_agent(self, agent: Agent) -> None:
         index = agent.index
-        entries = {key: (key(agent), index) for key in self._keys}
+        entries = {}
+        for key in self._keys:
+            entries[key] = (key(agent), index)
         self._entries[index] = entries
         self._available[index] = agent
         sources = self._agent_sources.get(index)
@@ -157,11 +159,15 @@ class IndexedMatcher:
             if passes is None:
                 passes = self._fixed_passes[cache_key] = self._passes(requirement, strategy)[0]
             available = self._available
+            if limit is None:
+                for lists in passes:
+                    for entry in _first(lists, None):
+                        found.append((available[entry[1]], entry))
+                return found
             for lists in passes:
-                want = None if limit is None else limit - len(found)
-                for entry in _first(lists, want):
+                for entry in _first(lists, limit - len(found)):
                     found.append((available[entry[1]], entry))
-                if limit is not None and len(found) >= limit:
+                if len(found) >= limit:
                     break
             return found
         passes, dedupe = self._passes(requirement, strategy)
@@ -327,14 +333,23 @@ def _agent_anchors(agent: Agent) -> Iterator[tuple[str, str]]:
 
 def _first(lists: list[list[Entry]], limit: int | None) -> Iterable[Entry]:
     """The first ``limit`` entries (``None``: all) of ``lists`` merged in order."""
-    filled = [ordered for ordered in lists if ordered]
-    if len(filled) == 1:
-        return filled[0] if limit is None else islice(filled[0], limit)
-    if not filled:
-        return ()
     if limit is None:
+        filled = [ordered for ordered in lists if ordered]
+        if len(filled) == 1:
+            return filled[0]
+        if not filled:
+            return ()
         return heapq.merge(*filled)
-    return sorted(chain.from_iterable(islice(ordered, limit) for ordered in filled))[:limit]
+    if len(lists) == 1:
+        return lists[0][:limit]
+    # the first ``limit`` of the merge are the first ``limit`` of each list's
+    # first ``limit``, sorted (entries are unique: the order is total)
+    merged: list[Entry] = []
+    for ordered in lists:
+        if ordered:
+            merged += ordered[:limit]
+    merged.sort()
+    return merged[:limit]
 
 
 def _ordered(lists: list[list[Entry]], pointer: Entry | None) -> Iterable[Entry]:

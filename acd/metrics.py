@@ -272,23 +272,31 @@ class MetricsConfig:
 
 @dataclass(slots=True)
 class WaitingCall:
-    """A caller waiting in ``queue`` since ``since`` (entry interval ``start``)."""
+    """A caller waiting in ``queue`` since ``since`` (entry interval ``start``).
+
+    ``row``: the counters of (queue, start), as marked changed in dirty epoch
+    ``row_epoch`` (a shortcut past the interval table; ``None`` after a load)."""
 
     queue: str
     since: float
     start: float  # interval start of the queue entry
     ewt: float | None
     callback: bool = False
+    row: QueueCounters | None = field(default=None, repr=False, compare=False)
+    row_epoch: int = field(default=-1, repr=False, compare=False)
 
 
 @dataclass(slots=True)
 class CallInService:
-    """An answered call of ``queue`` (entry interval ``start``) held by ``agent``."""
+    """An answered call of ``queue`` (entry interval ``start``) held by ``agent``
+    (``row``, ``row_epoch``: as for :class:`WaitingCall`)."""
 
     queue: str
     start: float
     agent: str
     callback: bool
+    row: QueueCounters | None = field(default=None, repr=False, compare=False)
+    row_epoch: int = field(default=-1, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,6 +352,9 @@ class AcdMetrics:
         self.dirty_agents: set[tuple[str, float]] = set()
         """(agent, interval start) of the agent rows changed since the store last saved."""
         self._dirty_epoch = 0
+        self._queue_current: dict[str, tuple[float, int, QueueCounters, float]] = {}
+        """Per queue, the row calls entering now count in: (interval number,
+        dirty epoch, counters, interval start)."""
         self._agent_current: dict[str, tuple[float, float, int, AgentCounters]] = {}
         """Per agent, the row last used (see _a): (interval number ``at // interval``,
         end of that interval, dirty epoch, counters)."""
@@ -401,9 +412,18 @@ class AcdMetrics:
     def enqueued(self, call_id: str, queue: str, at: float, ewt: float | None = None) -> None:
         """A caller entered ``queue``; ``ewt`` is the wait the router predicted then."""
         size = self._size
-        start = (at // size) * size  # interval_start(at)
-        self._q(queue, start).offered += 1
-        self.waiting[call_id] = WaitingCall(queue, at, start, ewt)
+        number = at // size
+        epoch = self._dirty_epoch
+        current = self._queue_current.get(queue)
+        if current is not None and current[0] == number and current[1] == epoch:
+            c = current[2]
+            start = current[3]
+        else:
+            start = number * size  # interval_start(at)
+            c = self._q(queue, start)
+            self._queue_current[queue] = (number, epoch, c, start)
+        c.offered += 1
+        self.waiting[call_id] = WaitingCall(queue, at, start, ewt, False, c, epoch)
         waiting = self.queue_waiting.get(queue)
         if waiting is None:
             waiting = self.queue_waiting[queue] = {}
@@ -440,7 +460,10 @@ class AcdMetrics:
         ``wait`` (default: since it entered the queue) and ``threshold`` (default:
         the configured SL threshold of the queue) come from the router's record."""
         w = self._leave(call_id, "answer")
-        c = self._q(w.queue, w.start)
+        epoch = self._dirty_epoch
+        c = w.row  # the row of (queue, start), still marked changed in this epoch
+        if c is None or w.row_epoch != epoch:
+            c = self._q(w.queue, w.start)
         if wait is None:
             wait = at - w.since
         if threshold is None:
@@ -463,7 +486,7 @@ class AcdMetrics:
             c.ewt_error += err
             c.ewt_abs_error += abs(err)
         self._a(agent, at).answered += 1
-        self.in_service[call_id] = CallInService(w.queue, w.start, agent, w.callback)
+        self.in_service[call_id] = CallInService(w.queue, w.start, agent, w.callback, c, epoch)
         self.agent_call[agent] = call_id
 
     def abandoned(
@@ -536,7 +559,9 @@ class AcdMetrics:
             )
         s = self.in_service.pop(call_id, None)
         if s is not None:
-            c = self._q(s.queue, s.start)
+            c = s.row  # the row of (queue, start), still marked changed in this epoch
+            if c is None or s.row_epoch != self._dirty_epoch:
+                c = self._q(s.queue, s.start)
             c.handled += 1
             c.talk += talk
             c.hold += hold

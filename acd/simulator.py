@@ -30,10 +30,12 @@ import gc
 import heapq
 import math
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from operator import attrgetter
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 
@@ -72,6 +74,7 @@ _LOGIN, _TIMER, _ANSWER, _HOLD_ON, _HOLD_OFF, _HANGUP, _CALLBACK, _ABANDON = ran
 _ARRIVAL, _READY, _LOGOUT, _SAMPLE = 8, 9, 10, 11
 _AUTO_NOT_READY = frozenset({"rna", "declined"})
 _TICKS = 1024.0  # virtual clock resolution: 1/1024 s
+_agent_state = attrgetter("state")
 _GC_THRESHOLDS = (10_000, 10, 10_000)  # while a day runs (see Simulation.run)
 
 
@@ -427,16 +430,16 @@ class Simulation:
                 if now + sc.sample_every <= end or any(k != _SAMPLE for _, k, *_ in agenda):
                     schedule(now + sc.sample_every, _SAMPLE)
             for e in effects:
-                effect_type = type(e)
-                if effect_type is AgentStateChanged:
-                    if ready_after is not None:
-                        changed = cast(AgentStateChanged, e)
-                        if changed.new is not_ready_state and changed.reason in _AUTO_NOT_READY:
-                            schedule(now + ready_after(), _READY, changed.agent)
-                elif effect_type is Offer:
-                    offer = cast(Offer, e)
+                if isinstance(e, AgentStateChanged):
+                    if (
+                        ready_after is not None
+                        and e.new is not_ready_state
+                        and e.reason in _AUTO_NOT_READY
+                    ):
+                        schedule(now + ready_after(), _READY, e.agent)
+                elif isinstance(e, Offer):
                     token += 1
-                    offered = (offer.call, offer.agent)
+                    offered = (e.call, e.agent)
                     pending[offered] = token
                     seq += 1
                     push(
@@ -448,9 +451,8 @@ class Simulation:
                             token,
                         )
                     )
-                elif effect_type is CancelOffer:
-                    cancel = cast(CancelOffer, e)
-                    pending.pop((cancel.call, cancel.agent), None)
+                elif isinstance(e, CancelOffer):
+                    pending.pop((e.call, e.agent), None)
                 # CallbackAccepted, Overflow: the router keeps the call (or dropped
                 # it); abandons check its state
             # a deadline earlier than the timer event already pending (else None)
@@ -460,7 +462,7 @@ class Simulation:
                 seq += 1
                 push((deadline, _TIMER, seq, None, None))  # the router's own time, as is
             router_s += clock() - r0
-            if len(router.records) > 4096:
+            if not events & 2047:  # the records of the last ~2,000 events to the metrics
                 feed_all(drain())
         metrics.feed_all(router.drain_records())
         if bar is not None:
@@ -479,9 +481,9 @@ class Simulation:
         for q, series in result.queue_lengths.items():
             series.append(router.waiting(q))
         counts = dict.fromkeys(AGENT_STATES, 0)
-        for agent in router.agents():
-            state = str(agent.state)
-            counts["not_ready" if state not in counts else state] += 1
+        for state, count in Counter(map(_agent_state, router.agents())).items():
+            name = str(state)
+            counts["not_ready" if name not in counts else name] += count
         for s, series in result.agent_states.items():
             series.append(counts[s])
         start = self.metrics.interval_start(now)
