@@ -327,6 +327,7 @@ class ProcessRunner:
         self._process: asyncio.subprocess.Process | None = None
         self._ids = itertools.count(1)
         self._closed = False
+        self._posts: list[bytes] = []
 
     @classmethod
     async def start(
@@ -366,6 +367,7 @@ class ProcessRunner:
                 future.set_exception(StorageError("the storage process ended"))
                 return
             self._channel.waiting[op_id] = future
+            self._flush_posts()  # in order: audio posted before this operation goes first
             self._transport.write(frame)
 
         try:
@@ -384,7 +386,15 @@ class ProcessRunner:
         a second per call. From the event loop's thread only; RuntimeError once closed."""
         if self._closed or self._transport is None or self._transport.is_closing():
             raise RuntimeError("the recording storage process is closed")
-        self._transport.write(write_frame((NO_REPLY, op, args)))
+        if not self._posts:  # one write (one wake-up of the child) per loop callback
+            assert self._loop is not None
+            self._loop.call_soon(self._flush_posts)
+        self._posts.append(write_frame((NO_REPLY, op, args)))
+
+    def _flush_posts(self) -> None:
+        if self._posts and self._transport is not None and not self._transport.is_closing():
+            self._transport.write(b"".join(self._posts))
+        self._posts.clear()
 
     async def aclose(self) -> None:
         """Wait for what is queued, then let the child exit (killed after 30 s)."""
