@@ -107,6 +107,11 @@ _OFFLINE = AgentState.OFFLINE
 _RESERVED = AgentState.RESERVED
 _ON_CALL = AgentState.ON_CALL
 _WRAP_UP = AgentState.WRAP_UP
+# the state names records carry (AgentStateRecord.old/new)
+_S_AVAILABLE = _AVAILABLE._value_
+_S_RESERVED = _RESERVED._value_
+_S_ON_CALL = _ON_CALL._value_
+_S_WRAP_UP = _WRAP_UP._value_
 _WAITING = CallState.WAITING
 _RINGING = CallState.RINGING
 _ANSWERED = CallState.ANSWERED
@@ -570,9 +575,24 @@ class Router:
         call.answered_at = now
         self._in_queue[queue_name] -= 1
         agent.busy_since = now
-        self._set_state(agent, _ON_CALL, now, None, out)
+        records = self.records
+        if agent.state is _RESERVED:  # _set_state(agent, _ON_CALL, now, None, out), specialized
+            records.append(
+                AgentStateRecord(now, name, _S_RESERVED, _S_ON_CALL, agent.state_since, None)
+            )
+            pools = self._agent_pools.get(agent.index)
+            if pools:
+                for pool in pools:
+                    pool.reserved -= 1
+                    insort(pool.busy, now)  # busy_since
+            agent.state = _ON_CALL
+            agent.state_since = now
+            agent.reason = None
+            out.append(AgentStateChanged(name, _RESERVED, _ON_CALL, None, now))
+        else:
+            self._set_state(agent, _ON_CALL, now, None, out)
         call_id = call.id
-        self.records.append(
+        records.append(
             CallAnswered(
                 now,
                 call_id,
@@ -958,7 +978,15 @@ class Router:
             queue = self.config.queues.get(call.queue)
             wrap = queue.wrap_up if queue is not None else 0.0
         if agent.state is _ON_CALL and wrap > 0:
-            self._set_state(agent, _WRAP_UP, now, None, out)
+            # _set_state(agent, _WRAP_UP, now, None, out), specialized: busy either way
+            name = agent.config.name
+            self.records.append(
+                AgentStateRecord(now, name, _S_ON_CALL, _S_WRAP_UP, agent.state_since, None)
+            )
+            agent.state = _WRAP_UP
+            agent.state_since = now
+            agent.reason = None
+            out.append(AgentStateChanged(name, _ON_CALL, _WRAP_UP, None, now))
             agent.wrap_until = until = now + wrap
             self._tseq = tseq = self._tseq + 1  # self._schedule(until, _WRAP, agent), inline
             agent.timers[_WRAP] = tseq
@@ -996,6 +1024,24 @@ class Router:
             pending, reason = agent.pending
             agent.pending = None
             self._set_state(agent, pending, now, reason, out)
+        elif state is _WRAP_UP or state is _ON_CALL:
+            # _set_state(agent, _AVAILABLE, now, None, out), specialized
+            name = agent.config.name
+            self.records.append(
+                AgentStateRecord(now, name, state._value_, _S_AVAILABLE, agent.state_since, None)
+            )
+            pools = self._agent_pools.get(agent.index)
+            if pools:
+                since = agent.busy_since
+                for pool in pools:
+                    pool.remove_busy(since)
+                    pool.available += 1
+            agent.state = _AVAILABLE
+            agent.state_since = now
+            agent.reason = None
+            out.append(AgentStateChanged(name, state, _AVAILABLE, None, now))
+            agent.idle_since = now
+            self._dispatch_agent(agent, now, out)
         else:
             self._set_state(agent, _AVAILABLE, now, None, out)
             self._dispatch_agent(agent, now, out)
@@ -1096,12 +1142,29 @@ class Router:
         strategy = why.strategy
         trigger = why.trigger
         records = self.records
-        set_state = self._set_state
         for agent in agents:
             name = agent.config.name
             out.append(Offer(call_id, name, queue_name, callback, why))
             agent.call = call_id
-            set_state(agent, _RESERVED, now, None, out)
+            if agent.state is _AVAILABLE:  # _set_state(agent, _RESERVED, ...), specialized
+                in_matcher = self._in_matcher
+                if name in in_matcher:
+                    in_matcher.discard(name)
+                    self._matcher.remove_agent(agent)
+                records.append(
+                    AgentStateRecord(now, name, _S_AVAILABLE, _S_RESERVED, agent.state_since, None)
+                )
+                pools = self._agent_pools.get(agent.index)
+                if pools:
+                    for pool in pools:
+                        pool.available -= 1
+                        pool.reserved += 1
+                agent.state = _RESERVED
+                agent.state_since = now
+                agent.reason = None
+                out.append(AgentStateChanged(name, _AVAILABLE, _RESERVED, None, now))
+            else:
+                self._set_state(agent, _RESERVED, now, None, out)
             records.append(
                 CallOffered(now, call_id, queue_name, name, wait, step, strategy, trigger)
             )
