@@ -208,6 +208,9 @@ def parse_metric(text: str, name: str) -> float | None:
 
 #: Command prefix for the answering process (``--nice``); empty: normal priority.
 NICE: list[str] = []
+#: --realtime N: the engine's media loop on SCHED_RR N (its own option); pyVoIP, which
+#: has none, runs under `chrt -r N` (all its threads), so both get the same treatment.
+REALTIME: list[int] = []
 
 
 class Target(ABC):
@@ -297,6 +300,10 @@ class EngineTarget(Target):
                 "engine target: `python -m ivr serve --help` failed: "
                 + helptext.stderr.decode(errors="replace")[-800:]
             )
+        if REALTIME:
+            if b"--realtime" not in helptext.stdout:
+                raise SystemExit("engine target: this `ivr serve` has no --realtime option")
+            argv += ["--realtime", str(REALTIME[0])]
         if b"--rtp-ports" in helptext.stdout:
             low = free_rtp_range(self.rtp_ports)
             argv += ["--rtp-ports", f"{low}-{low + self.rtp_ports - 1}"]
@@ -374,7 +381,8 @@ class PyVoipTarget(Target):
         self.kam.start()
         n = max(100, 4 * level)
         low = free_rtp_range(n)
-        argv = [*NICE, sys.executable, "-m", "tests.peers.pyvoip_answer"]
+        chrt = ["chrt", "-r", str(REALTIME[0])] if REALTIME else []
+        argv = [*chrt, *NICE, sys.executable, "-m", "tests.peers.pyvoip_answer"]
         argv += ["--registrar", self.kam.uri]
         argv += ["--user", self.service, "--sip-port", str(free_port("udp"))]
         argv += ["--rtp-low", str(low), "--rtp-high", str(low + n - 1)]
@@ -731,7 +739,16 @@ def main(argv: list[str] | None = None) -> int:
         help="run the answering process (engine or pyVoIP alike) at this nice value, as a"
         " PBX host runs its media process at raised priority (Asterisk -p); negative needs root",
     )
+    ap.add_argument(
+        "--realtime",
+        type=int,
+        default=0,
+        help="real-time priority (SCHED_RR 1-99) of the answering side's media, as a PBX host"
+        " runs it (asterisk -p): the engine's --realtime, `chrt -r` for pyVoIP; needs root",
+    )
     args = ap.parse_args(argv)
+    if args.realtime:
+        REALTIME[:] = [args.realtime]
     if args.nice:
         NICE[:] = ["nice", "-n", str(args.nice)]
     for tool in ("sipp", "dumpcap", "tshark", "kamailio"):

@@ -34,6 +34,7 @@ from engine.historyapi import history_app
 from engine.http import HttpServer, build_app
 from engine.metrics import EngineMetrics
 from engine.outbound import OutboundCalls
+from engine.realtime import apply_realtime, current_policy
 from engine.recording_storage import engine_storage
 from engine.recordingapi import add_admin_routes, add_recording_routes
 from engine.reload import FlowReload
@@ -336,6 +337,7 @@ class Engine:
             "calls_active": len(calls.legs) if calls else 0,
             "sip": f"{self.sip.host}:{self.sip.port}",
             "media_streams": self.clock.members() if self.clock else 0,
+            "media_scheduling": current_policy(),
             "transcription": self.transcription.status() if self.transcription else None,
         }
 
@@ -392,6 +394,12 @@ def run_engine(config: EngineConfig) -> None:
 async def run_forever(config: EngineConfig) -> None:
     """Run until SIGINT or SIGTERM, then stop cleanly."""
     Path(config.data_dir).mkdir(parents=True, exist_ok=True)
+    if config.realtime:  # this is the loop's thread: the media clock runs here
+        problem = apply_realtime(config.realtime)
+        if problem is None:
+            log.info("engine.realtime", policy="SCHED_RR", priority=config.realtime)
+        else:
+            log.warning("engine.realtime_refused", priority=config.realtime, error=problem)
     engine = Engine(config)
     await engine.start()
     engine.gc_pacer.install()  # after start-up: its objects are frozen out of GC

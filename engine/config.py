@@ -95,6 +95,10 @@ class EngineConfig:
     finish their job in hand (then they are stopped and the job waits for the next start)."""
     loop: str = "uvloop"
     """Event loop: ``uvloop`` (default, measured faster on the media path) or ``asyncio``."""
+    realtime: int = 0
+    """Real-time priority (``SCHED_RR``, 1-99) of the event loop thread, which carries the
+    media clock, as a PBX runs its media (``asterisk -p``); 0: normal scheduling. Needs root
+    or CAP_SYS_NICE; threads and processes started later run normally (engine.realtime)."""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> EngineConfig:
@@ -127,6 +131,10 @@ class EngineConfig:
         result = replace(cfg, **changes)  # type: ignore[arg-type]
         if result.loop not in ("uvloop", "asyncio"):
             raise ValueError(f"CALLCORE_LOOP={result.loop!r}: use uvloop or asyncio")
+        if not 0 <= result.realtime <= 99:
+            raise ValueError(
+                f"CALLCORE_REALTIME={result.realtime}: use 1-99 (real-time priority) or 0 (off)"
+            )
         try:
             parse_retention(result.retention)
         except RetentionError as exc:

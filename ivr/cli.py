@@ -79,6 +79,13 @@ def cli(ctx: click.Context, log_level: str, json_logs: bool | None) -> None:
     default=None,
     help="Model folder of that backend (vosk: else CALLCORE_VOSK_MODEL)",
 )
+@click.option(
+    "--realtime",
+    type=click.IntRange(0, 99),
+    default=None,
+    help="Real-time priority (SCHED_RR 1-99) of the media loop, as a PBX runs its media"
+    " (needs root or CAP_SYS_NICE; default 0 = off, or CALLCORE_REALTIME)",
+)
 def serve(
     sip: tuple[str, int] | None,
     http: tuple[str, int] | None,
@@ -89,6 +96,7 @@ def serve(
     transcribe_workers: int | None,
     transcribe_backend: str | None,
     transcribe_model: Path | None,
+    realtime: int | None,
 ) -> None:
     """Start the engine in one asyncio process; Ctrl-C / SIGTERM hang up every call and exit.
 
@@ -125,6 +133,8 @@ def serve(
         changes["transcribe_backend"] = transcribe_backend
     if transcribe_model is not None:
         changes["transcribe_model"] = str(transcribe_model)
+    if realtime is not None:
+        changes["realtime"] = realtime
     cfg = dataclasses.replace(cfg, **changes)  # type: ignore[arg-type]
     if cfg.transcribe_workers:
         from recordings.stt import SttError, model_folder
