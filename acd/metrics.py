@@ -617,10 +617,17 @@ class AcdMetrics:
         Agent state changes (half the records) and offers are applied here,
         inline (the same arithmetic as :meth:`agent_state_changed` and
         :meth:`offered`): when the time to book falls in the agent's current
-        interval row it is one addition."""
+        interval row it is one addition. Enqueued, answered and completed
+        calls go straight to their method (the others through the table)."""
         handlers = self._handlers
         state_record = rec.AgentStateRecord
         offered_record = rec.CallOffered
+        enqueued_record = rec.CallEnqueued
+        answered_record = rec.CallAnswered
+        completed_record = rec.CallCompleted
+        enqueued = self.enqueued
+        answered = self.answered
+        completed = self.completed
         aliases = STATE_ALIASES
         agent_state = self.agent_state
         agent_booked = self.agent_booked
@@ -667,6 +674,15 @@ class AcdMetrics:
                     row[3].offered += 1
                 else:
                     self._a(agent, at).offered += 1
+            elif kind is enqueued_record:
+                r1: rec.CallEnqueued = record  # type: ignore[assignment]
+                enqueued(r1.call, r1.queue, r1.t, r1.ewt)
+            elif kind is answered_record:
+                r2: rec.CallAnswered = record  # type: ignore[assignment]
+                answered(r2.call, r2.agent, r2.t, r2.wait, r2.sl_threshold, r2.callback)
+            elif kind is completed_record:
+                r3: rec.CallCompleted = record  # type: ignore[assignment]
+                completed(r3.call, r3.agent, r3.t, r3.talk, r3.hold, r3.wrap_up)
             else:
                 handler = handlers.get(kind)
                 if handler is not None:
