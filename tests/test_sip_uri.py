@@ -340,3 +340,19 @@ def test_uri_shaped_text_parses_or_raises_sip_parse_error(text: str) -> None:
         SipUri.parse("sip:" + text)
     except SipParseError as exc:
         assert exc.reason.startswith("URI ")
+
+
+def test_parsing_the_same_text_again_gives_an_independent_equal_uri() -> None:
+    """Parsed URIs are remembered by text; each parse still hands out its own object."""
+    text = "sip:alice@example.com:5070;transport=tcp;lr?subject=hi"
+    first = SipUri.parse(text)
+    assert isinstance(first, SipUri)
+    first.params["maddr"] = "192.0.2.1"
+    first.port = 6000
+    second = SipUri.parse(text)
+    assert isinstance(second, SipUri)
+    assert second.params == {"transport": "tcp", "lr": None} and second.port == 5070
+    assert str(second) == text and second is not first
+    assert str(first) != text  # the changed copy serializes its own fields
+    opaque = SipUri.parse("tel:+1-212-555-0100")
+    assert str(opaque) == "tel:+1-212-555-0100" and SipUri.parse(str(opaque)) is not opaque
