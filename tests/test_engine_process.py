@@ -70,18 +70,23 @@ async def _start(tmp_path: Path, *extra: str) -> tuple[asyncio.subprocess.Proces
     raise AssertionError(f"engine did not become healthy:\n{out}")
 
 
+async def _one_call_active(http_port: int) -> dict[str, object]:
+    """/health once it shows one call in progress."""
+    for _ in range(100):
+        _, body = await asyncio.to_thread(_get, f"http://127.0.0.1:{http_port}/health")
+        health: dict[str, object] = json.loads(body)
+        if health["calls_active"] == 1:
+            return health
+        await asyncio.sleep(0.1)
+    raise AssertionError("the call never became active")
+
+
 async def test_sigterm_hangs_up_calls_and_exits(tmp_path: Path) -> None:
     proc, sip_port, http_port = await _start(tmp_path)
     try:
         sipp = Sipp(SCENARIOS / "uac_wait_bye.xml", remote=f"127.0.0.1:{sip_port}", timeout=30)
         handle = await sipp.start_async()
-        for _ in range(100):
-            _, body = await asyncio.to_thread(_get, f"http://127.0.0.1:{http_port}/health")
-            if json.loads(body)["calls_active"] == 1:
-                break
-            await asyncio.sleep(0.1)
-        else:
-            raise AssertionError("the call never became active")
+        await _one_call_active(http_port)
         _, metrics = await asyncio.to_thread(_get, f"http://127.0.0.1:{http_port}/metrics")
         assert b"callcore_calls_active 1.0" in metrics
         assert b'callcore_rtp_packets_total{kind="out"}' in metrics
@@ -133,14 +138,7 @@ async def test_realtime_raises_the_media_loop_and_nothing_else(tmp_path: Path) -
         # A call makes the engine use its helper threads and storage process.
         sipp = Sipp(SCENARIOS / "uac_wait_bye.xml", remote=f"127.0.0.1:{sip_port}", timeout=30)
         handle = await sipp.start_async()
-        for _ in range(100):
-            _, body = await asyncio.to_thread(_get, f"http://127.0.0.1:{http_port}/health")
-            if json.loads(body)["calls_active"] == 1:
-                break
-            await asyncio.sleep(0.1)
-        else:
-            raise AssertionError("the call never became active")
-        health = json.loads(body)
+        health = await _one_call_active(http_port)
         threads = [int(t) for t in os.listdir(f"/proc/{proc.pid}/task")]
         children = [
             int(c)
