@@ -584,7 +584,11 @@ class Router:
             if pools:
                 for pool in pools:
                     pool.reserved -= 1
-                    insort(pool.busy, now)  # busy_since
+                    busy = pool.busy  # pool.add_busy(now), inline: answers come in time order
+                    if not busy or now >= busy[-1]:
+                        busy.append(now)
+                    else:
+                        insort(busy, now)
             agent.state = _ON_CALL
             agent.state_since = now
             agent.reason = None
@@ -676,7 +680,7 @@ class Router:
                     elif new_busy:
                         since = agent.busy_since
                         for pool in pools:
-                            insort(pool.busy, since)  # ServingAgents.add_busy, inline
+                            pool.add_busy(since)
         agent.state = new
         agent.state_since = now
         agent.reason = reason
@@ -1198,7 +1202,7 @@ class Router:
             since = agent.busy_since
             if delta > 0:
                 for pool in self._agent_pools.get(agent.index, ()):
-                    insort(pool.busy, since)  # ServingAgents.add_busy, inline
+                    pool.add_busy(since)
             else:
                 for pool in self._agent_pools.get(agent.index, ()):
                     pool.remove_busy(since)

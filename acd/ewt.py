@@ -105,7 +105,11 @@ class ServingAgents:
 
     def add_busy(self, since: float) -> None:
         """An agent went on a call answered at ``since``."""
-        insort(self.busy, since)
+        busy = self.busy
+        if not busy or since >= busy[-1]:
+            busy.append(since)  # where insort puts it (after any equal time), without the search
+        else:
+            insort(busy, since)
 
     def remove_busy(self, since: float) -> None:
         """An agent whose call was answered at ``since`` is no longer on it
