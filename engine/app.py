@@ -211,6 +211,7 @@ class Engine:
             on_lateness=self.metrics.tick_lateness.observe,
             after_send=self.gc_pacer,
             poll=self.rtp_poller.poll,
+            on_work=self.metrics.tick_work.observe,
         )
         ports = RtpPortPool(cfg.sip_host, cfg.rtp_low, cfg.rtp_high, self.rng, self.rtp_poller)
         self.outbound = OutboundCalls(

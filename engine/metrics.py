@@ -57,6 +57,12 @@ class EngineMetrics:
             buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1),
             registry=r,
         )
+        self.tick_work = Histogram(
+            "callcore_media_tick_work_seconds",
+            "How long each media clock lane tick's work took (sends, received RTP, play-out)",
+            buckets=(0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.02),
+            registry=r,
+        )
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""

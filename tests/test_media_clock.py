@@ -118,3 +118,23 @@ async def test_lanes_spread_the_streams_over_the_period() -> None:
     firsts = sorted(times[1] for times in fired.values())
     offsets = [(t - firsts[0]) % 0.020 for t in firsts]
     assert offsets == pytest.approx([0.0, 0.005, 0.010, 0.015], abs=0.002)
+
+
+class _Slow(Recorder):
+    def after_tick(self, now: float) -> None:
+        time.sleep(0.003)  # 3 ms of play-out work in this lane
+
+
+async def test_each_lane_tick_reports_how_long_its_work_took_and_polls_once() -> None:
+    loop = asyncio.get_running_loop()
+    work: list[float] = []
+    polls: list[float] = []
+    clock = MediaClock(loop, on_work=work.append, poll=polls.append)
+    member = _Slow()
+    clock.register(member, 20)
+    while len(member.ticks) < 5:
+        await asyncio.sleep(0.005)
+    clock.close()
+    assert len(work) >= 5 and len(polls) == len(work)
+    assert all(0.003 <= w < 0.5 for w in work), work  # the sleep is inside the measured work
+    assert [now for now, _ in member.ticks[: len(polls)]] == polls[: len(member.ticks)]

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import Callable
 from typing import Protocol
 
@@ -72,6 +73,7 @@ class _Schedule:
             self.handle = None
 
     def _fire(self) -> None:
+        started = self.clock.work_clock()
         loop = self.clock.loop
         now = loop.time()
         lateness = now - self.next_at
@@ -103,6 +105,7 @@ class _Schedule:
                 log.exception("media.clock.after_tick_failed", member=repr(member))
         self.clock.ticks += 1
         self.clock.on_lateness(lateness)
+        self.clock.on_work(self.clock.work_clock() - started)
         self.next_at += self.period
         self.handle = loop.call_at(self.next_at, self._fire)
 
@@ -118,6 +121,9 @@ class MediaClock:
     (optional) runs after every lane's burst of sends; ``poll(now)``
     (optional) right after it, before the members' slower work: the engine
     reads every call's received RTP there (:class:`media.rtp.poller.RtpPoller`).
+    ``on_work`` (optional) receives how long each lane tick's work took, for
+    ``callcore_media_tick_work_seconds``: a lane whose work nears the lane
+    spacing makes the next lane late.
     """
 
     def __init__(
@@ -126,6 +132,8 @@ class MediaClock:
         on_lateness: Callable[[float], None] | None = None,
         after_send: Callable[[], None] | None = None,
         poll: Callable[[float], object] | None = None,
+        on_work: Callable[[float], None] | None = None,
+        work_clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.loop = loop
         self._lanes: dict[int, list[_Schedule]] = {}
@@ -139,6 +147,10 @@ class MediaClock:
         self.after_send: Callable[[], None] = after_send or (lambda: None)
         #: Reads received RTP (after the sends, before play-out), with the tick's ``now``.
         self.poll: Callable[[float], object] = poll or (lambda _now: None)
+        #: Seconds each lane's tick took, sends to slower work (``work_clock`` measures
+        #: them: the loop's own clock has millisecond steps under uvloop).
+        self.on_work: Callable[[float], None] = on_work or (lambda _seconds: None)
+        self.work_clock = work_clock
 
     def register(self, member: Ticking, ptime_ms: int) -> int:
         """Start calling ``member.tick(now, skipped)`` every ``ptime_ms``; returns its key."""
