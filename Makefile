@@ -6,7 +6,7 @@ HTTP ?= 127.0.0.1:8080
 DATA ?= var
 FLOWS ?= flows
 
-.PHONY: run test bootstrap lint typecheck unit bench clean
+.PHONY: run test bootstrap lint typecheck unit bench clean acd-native
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -26,6 +26,11 @@ test: bootstrap lint typecheck
 
 bench: bootstrap
 	$(PY) bench/media_load.py
+
+# the ACD's hot path compiled with mypyc into build/acd-native/ (never into the
+# source tree); used only when asked: bench/acd_day.py --native, ivr acd simulate --native
+acd-native: bootstrap
+	$(PY) -m acd.native build
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

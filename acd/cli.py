@@ -1,6 +1,6 @@
 """``ivr acd ...``: the ACD's command-line tools (a click group added to ``ivr``).
 
-ivr acd simulate SCENARIO.yaml [--out DIR] [--seed N] [--totals] [--no-progress]
+ivr acd simulate SCENARIO.yaml [--out DIR] [--seed N] [--totals] [--no-progress] [--native]
 ivr acd staffing --calls 100 --interval 1800 --aht 180 [--target 80/20] [--patience 120]
 """
 
@@ -31,8 +31,19 @@ def acd() -> None:
 @click.option("--seed", type=int, default=None, help="Random seed (default: the scenario's)")
 @click.option("--totals", is_flag=True, help="Print only the day's totals per queue")
 @click.option("--progress/--no-progress", default=True, help="Progress bar on stderr")
+@click.option(
+    "--native",
+    is_flag=True,
+    help="Run the mypyc-compiled router, metrics and simulator (make acd-native); "
+    "refused when their sources changed since the build",
+)
 def simulate(
-    scenario: Path, out: Path | None, seed: int | None, totals: bool, progress: bool
+    scenario: Path,
+    out: Path | None,
+    seed: int | None,
+    totals: bool,
+    progress: bool,
+    native: bool,
 ) -> None:
     """Play the day in SCENARIO through the real ACD router on virtual time.
 
@@ -42,6 +53,13 @@ def simulate(
     interval needed; then the totals. Writes PNG plots (service level, queue
     length, agents by state), intervals.csv and the metrics database.
     """
+    if native:
+        from acd import native as compiled
+
+        try:
+            compiled.enable()
+        except compiled.NativeBuildError as exc:
+            raise click.ClickException(str(exc)) from None
     from acd.config import AcdConfigError
     from acd.scenario import ScenarioError
     from acd.simulator import simulate_file

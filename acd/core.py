@@ -35,9 +35,8 @@ from __future__ import annotations
 import heapq
 import math
 from bisect import bisect_left, insort
-from collections.abc import Callable
 from heapq import heappush
-from typing import Any
+from typing import Any, Final
 
 from acd import rebuild
 from acd.events import (
@@ -102,19 +101,20 @@ from acd.timers import WRAP as _WRAP
 
 __all__ = ["Router", "check_config"]
 
-_AVAILABLE = AgentState.AVAILABLE
-_OFFLINE = AgentState.OFFLINE
-_RESERVED = AgentState.RESERVED
-_ON_CALL = AgentState.ON_CALL
-_WRAP_UP = AgentState.WRAP_UP
+# Final: the compiled build (acd.native) keeps them in C statics, not the module's dict
+_AVAILABLE: Final = AgentState.AVAILABLE
+_OFFLINE: Final = AgentState.OFFLINE
+_RESERVED: Final = AgentState.RESERVED
+_ON_CALL: Final = AgentState.ON_CALL
+_WRAP_UP: Final = AgentState.WRAP_UP
 # the state names records carry (AgentStateRecord.old/new)
-_S_AVAILABLE = _AVAILABLE._value_
-_S_RESERVED = _RESERVED._value_
-_S_ON_CALL = _ON_CALL._value_
-_S_WRAP_UP = _WRAP_UP._value_
-_WAITING = CallState.WAITING
-_RINGING = CallState.RINGING
-_ANSWERED = CallState.ANSWERED
+_S_AVAILABLE: Final[str] = _AVAILABLE._value_
+_S_RESERVED: Final[str] = _RESERVED._value_
+_S_ON_CALL: Final[str] = _ON_CALL._value_
+_S_WRAP_UP: Final[str] = _WRAP_UP._value_
+_WAITING: Final = CallState.WAITING
+_RINGING: Final = CallState.RINGING
+_ANSWERED: Final = CallState.ANSWERED
 
 
 Rank = tuple[int, float, int]
@@ -204,20 +204,6 @@ class Router:
         self._rr: dict[str, Entry] = {}
         self._handle_times = HandleTimes(aht_window)
         self._matcher: Matcher = self._make_matcher()
-        self._handlers: dict[type, Callable[[Any, list[Effect]], None]] = {
-            EnqueueCall: self._on_enqueue,
-            Hangup: self._on_hangup,
-            RequestCallback: self._on_callback,
-            AgentLogin: self._on_login,
-            AgentLogout: self._on_logout,
-            AgentReady: self._on_ready,
-            AgentNotReady: self._on_not_ready,
-            Heartbeat: self._on_heartbeat,
-            AgentAnswer: self._on_answer,
-            AgentDecline: self._on_decline,
-            Hold: self._on_hold,
-            EndWrapUp: self._on_end_wrap_up,
-        }
         self._call_ids: dict[int, str] = {}
         rebuild.install(self, config)
 
@@ -235,10 +221,35 @@ class Router:
             self._advance(now, out)
         else:  # nothing due: _advance would only move the clock
             self._now = now
-        handler = self._handlers.get(type(event))
-        if handler is None:
+        # by exact type, the frequent ones first (a chain of ``is`` costs no
+        # more than a table look-up, and compiled it is a direct call)
+        kind = type(event)
+        if kind is EnqueueCall:
+            self._on_enqueue(event, out)  # type: ignore[arg-type]
+        elif kind is AgentAnswer:
+            self._on_answer(event, out)  # type: ignore[arg-type]
+        elif kind is Hangup:
+            self._on_hangup(event, out)  # type: ignore[arg-type]
+        elif kind is Hold:
+            self._on_hold(event, out)  # type: ignore[arg-type]
+        elif kind is AgentLogin:
+            self._on_login(event, out)  # type: ignore[arg-type]
+        elif kind is AgentLogout:
+            self._on_logout(event, out)  # type: ignore[arg-type]
+        elif kind is AgentReady:
+            self._on_ready(event, out)  # type: ignore[arg-type]
+        elif kind is AgentNotReady:
+            self._on_not_ready(event, out)  # type: ignore[arg-type]
+        elif kind is RequestCallback:
+            self._on_callback(event, out)  # type: ignore[arg-type]
+        elif kind is Heartbeat:
+            self._on_heartbeat(event, out)  # type: ignore[arg-type]
+        elif kind is AgentDecline:
+            self._on_decline(event, out)  # type: ignore[arg-type]
+        elif kind is EndWrapUp:
+            self._on_end_wrap_up(event, out)  # type: ignore[arg-type]
+        else:
             raise AcdError(f"not an ACD input: {event!r}")
-        handler(event, out)
         return out
 
     def on_timer(self, now: float) -> list[Effect]:
@@ -257,10 +268,9 @@ class Router:
         timers = self._timers
         if not timers or (before is not None and timers[0][0] >= before):
             return None
-        valid = self._timer_valid
         while timers:
             when, seq, kind, owner, token = timers[0]
-            if valid(kind, owner, seq, token, when):
+            if self._timer_valid(kind, owner, seq, token, when):
                 return when if before is None or when < before else None
             heapq.heappop(timers)
         return None
@@ -330,27 +340,28 @@ class Router:
         if now < self._now:
             raise AcdError(f"time went backwards: {now} after {self._now}")
         timers = self._timers
-        valid = self._timer_valid
         while timers and timers[0][0] <= now:
             when, seq, kind, owner, token = heapq.heappop(timers)
             # the two most frequent kinds checked as _timer_valid does, inline
             if kind == _WRAP:
+                agent: Agent = owner
                 if (
-                    owner.timers.get(_WRAP) == seq
-                    and owner.state is _WRAP_UP
-                    and owner.wrap_until == when
+                    agent.timers.get(_WRAP) == seq
+                    and agent.state is _WRAP_UP
+                    and agent.wrap_until == when
                 ):
                     self._now = when
-                    self._finish_wrap_up(owner, when, out)
+                    self._finish_wrap_up(agent, when, out)
             elif kind == _RING:
+                call: Call = owner
                 if (
-                    owner.timers.get(_RING) == seq
-                    and owner.state is _RINGING
-                    and owner.offer_seq == token
+                    call.timers.get(_RING) == seq
+                    and call.state is _RINGING
+                    and call.offer_seq == token
                 ):
                     self._now = when
-                    self._fire(kind, owner, token, when, out)
-            elif valid(kind, owner, seq, token, when):
+                    self._fire(kind, call, token, when, out)
+            elif self._timer_valid(kind, owner, seq, token, when):
                 self._now = when
                 self._fire(kind, owner, token, when, out)
         self._now = now
@@ -367,24 +378,28 @@ class Router:
         drops entries that fail, so the answer must not depend on when it
         is asked. A call that left the ACD and a forgotten agent have
         their ``timers`` cleared, so none of their entries is armed."""
-        if owner.timers.get(kind) != seq:
+        if kind in (_WRAP, _LEASE):
+            agent: Agent = owner
+            if agent.timers.get(kind) != seq:
+                return False
+            if kind == _WRAP:
+                return agent.state is _WRAP_UP and agent.wrap_until == when
+            return agent.state is not _OFFLINE and agent.lease_until == when
+        call: Call = owner
+        if call.timers.get(kind) != seq:
             return False
-        if kind == _WRAP:
-            return owner.state is _WRAP_UP and owner.wrap_until == when
-        if kind == _LEASE:
-            return owner.state is not _OFFLINE and owner.lease_until == when
-        state = owner.state
+        state = call.state
         if state is _ANSWERED:
             return False
         if kind == _RING:
-            return state is _RINGING and owner.offer_seq == token
+            return state is _RINGING and call.offer_seq == token
         if kind == _STEP:
-            return owner.step_until == when and token == (owner.queue, owner.step)
+            return call.step_until == when and token == (call.queue, call.step)
         if kind == _MAX_WAIT:
-            return owner.callback is None and owner.max_wait_at == when
+            return call.callback is None and call.max_wait_at == when
         if kind == _ANNOUNCE:
-            return owner.callback is None and owner.next_announce == when
-        return owner.no_agents_until == when  # _NO_AGENTS
+            return call.callback is None and call.next_announce == when
+        return call.no_agents_until == when  # _NO_AGENTS
 
     def _fire(self, kind: str, owner: Any, token: Any, now: float, out: list[Effect]) -> None:
         if kind == _WRAP:

@@ -72,7 +72,7 @@ class AcdError(Exception):
 
 
 # ------------------------------------------------------------------ inputs
-@dataclass(slots=True, unsafe_hash=True)
+@dataclass(slots=True, unsafe_hash=True, init=False)
 class EnqueueCall:
     """A caller joins ``queue``. ``priority`` is added to the queue's;
     ``skills`` are extra requirements added to every step; ``max_wait``
@@ -89,8 +89,26 @@ class EnqueueCall:
     max_wait: float | None = None
     callback: str | None = None
 
+    def __init__(
+        self,
+        now: float,
+        call: str,
+        queue: str,
+        priority: int = 0,
+        skills: Mapping[str, int] | None = None,
+        max_wait: float | None = None,
+        callback: str | None = None,
+    ) -> None:
+        self.now = now
+        self.call = call
+        self.queue = queue
+        self.priority = priority
+        self.skills = {} if skills is None else skills
+        self.max_wait = max_wait
+        self.callback = callback
 
-@dataclass(slots=True, unsafe_hash=True)
+
+@dataclass(slots=True, unsafe_hash=True, init=False)
 class Hangup:
     """The call ended: abandoned if it was waiting or ringing, completed
     (the agent goes to wrap-up) if it was answered."""
@@ -98,8 +116,12 @@ class Hangup:
     now: float
     call: str
 
+    def __init__(self, now: float, call: str) -> None:
+        self.now = now
+        self.call = call
 
-@dataclass(slots=True, unsafe_hash=True)
+
+@dataclass(slots=True, unsafe_hash=True, init=False)
 class RequestCallback:
     """The waiting caller leaves the line and will be called back at
     ``number``, keeping their place (original enqueue time and priority)."""
@@ -108,8 +130,13 @@ class RequestCallback:
     call: str
     number: str
 
+    def __init__(self, now: float, call: str, number: str) -> None:
+        self.now = now
+        self.call = call
+        self.number = number
 
-@dataclass(slots=True, unsafe_hash=True)
+
+@dataclass(slots=True, unsafe_hash=True, init=False)
 class AgentLogin:
     """The agent logs in, available at once when ``ready`` (else not_ready
     with reason ``login``). ``lease`` overrides the configured presence
@@ -120,24 +147,40 @@ class AgentLogin:
     ready: bool = True
     lease: float | None = None
 
+    def __init__(
+        self, now: float, agent: str, ready: bool = True, lease: float | None = None
+    ) -> None:
+        self.now = now
+        self.agent = agent
+        self.ready = ready
+        self.lease = lease
 
-@dataclass(slots=True, unsafe_hash=True)
+
+@dataclass(slots=True, unsafe_hash=True, init=False)
 class AgentLogout:
     """The agent logs out (after their current call, if any)."""
 
     now: float
     agent: str
 
+    def __init__(self, now: float, agent: str) -> None:
+        self.now = now
+        self.agent = agent
 
-@dataclass(slots=True, unsafe_hash=True)
+
+@dataclass(slots=True, unsafe_hash=True, init=False)
 class AgentReady:
     """The agent is ready for calls (cancels a pending not_ready)."""
 
     now: float
     agent: str
 
+    def __init__(self, now: float, agent: str) -> None:
+        self.now = now
+        self.agent = agent
 
-@dataclass(slots=True, unsafe_hash=True)
+
+@dataclass(slots=True, unsafe_hash=True, init=False)
 class AgentNotReady:
     """The agent takes a break (``reason``: a code such as ``lunch``);
     after their current call if they are on one; a call ringing them goes
@@ -147,8 +190,13 @@ class AgentNotReady:
     agent: str
     reason: str = "break"
 
+    def __init__(self, now: float, agent: str, reason: str = "break") -> None:
+        self.now = now
+        self.agent = agent
+        self.reason = reason
 
-@dataclass(slots=True, unsafe_hash=True)
+
+@dataclass(slots=True, unsafe_hash=True, init=False)
 class Heartbeat:
     """The agent's softphone is alive: the lease runs ``ttl`` more seconds
     (default: the agent's configured lease)."""
@@ -157,8 +205,13 @@ class Heartbeat:
     agent: str
     ttl: float | None = None
 
+    def __init__(self, now: float, agent: str, ttl: float | None = None) -> None:
+        self.now = now
+        self.agent = agent
+        self.ttl = ttl
 
-@dataclass(slots=True, unsafe_hash=True)
+
+@dataclass(slots=True, unsafe_hash=True, init=False)
 class AgentAnswer:
     """The agent answered the call offered to them."""
 
@@ -166,8 +219,13 @@ class AgentAnswer:
     agent: str
     call: str
 
+    def __init__(self, now: float, agent: str, call: str) -> None:
+        self.now = now
+        self.agent = agent
+        self.call = call
 
-@dataclass(slots=True, unsafe_hash=True)
+
+@dataclass(slots=True, unsafe_hash=True, init=False)
 class AgentDecline:
     """The agent rejected the offer: they go not_ready (``declined``) and
     the call goes back to its place."""
@@ -176,8 +234,13 @@ class AgentDecline:
     agent: str
     call: str
 
+    def __init__(self, now: float, agent: str, call: str) -> None:
+        self.now = now
+        self.agent = agent
+        self.call = call
 
-@dataclass(slots=True, unsafe_hash=True)
+
+@dataclass(slots=True, unsafe_hash=True, init=False)
 class Hold:
     """The answered call is put on hold (``on``) or taken off hold."""
 
@@ -185,13 +248,22 @@ class Hold:
     call: str
     on: bool = True
 
+    def __init__(self, now: float, call: str, on: bool = True) -> None:
+        self.now = now
+        self.call = call
+        self.on = on
 
-@dataclass(slots=True, unsafe_hash=True)
+
+@dataclass(slots=True, unsafe_hash=True, init=False)
 class EndWrapUp:
     """The agent finished wrap-up early."""
 
     now: float
     agent: str
+
+    def __init__(self, now: float, agent: str) -> None:
+        self.now = now
+        self.agent = agent
 
 
 Input = (
@@ -211,7 +283,7 @@ Input = (
 
 
 # ----------------------------------------------------------------- effects
-@dataclass(slots=True, unsafe_hash=True)
+@dataclass(slots=True, unsafe_hash=True, init=False)
 class Offer:
     """Ring ``agent`` with ``call``. For a callback (``callback`` = the
     number), the runtime dials the customer once the agent answers.
@@ -223,8 +295,17 @@ class Offer:
     callback: str | None
     why: Explanation
 
+    def __init__(
+        self, call: str, agent: str, queue: str, callback: str | None, why: Explanation
+    ) -> None:
+        self.call = call
+        self.agent = agent
+        self.queue = queue
+        self.callback = callback
+        self.why = why
 
-@dataclass(slots=True, unsafe_hash=True)
+
+@dataclass(slots=True, unsafe_hash=True, init=False)
 class CancelOffer:
     """Stop ringing ``agent``: ``rna`` (ring timeout), ``answered_elsewhere``
     (ring-all), ``abandoned``, ``agent_not_ready``, ``agent_offline``,
@@ -234,8 +315,13 @@ class CancelOffer:
     agent: str
     reason: str
 
+    def __init__(self, call: str, agent: str, reason: str) -> None:
+        self.call = call
+        self.agent = agent
+        self.reason = reason
 
-@dataclass(slots=True, unsafe_hash=True)
+
+@dataclass(slots=True, unsafe_hash=True, init=False)
 class Announce:
     """Tell the caller their ``position`` (1 = next) and estimated wait
     (seconds; ``None`` when it cannot be estimated: no agent serving);
@@ -247,8 +333,17 @@ class Announce:
     ewt: float | None
     text: str
 
+    def __init__(
+        self, call: str, queue: str, position: int | None, ewt: float | None, text: str
+    ) -> None:
+        self.call = call
+        self.queue = queue
+        self.position = position
+        self.ewt = ewt
+        self.text = text
 
-@dataclass(slots=True, unsafe_hash=True)
+
+@dataclass(slots=True, unsafe_hash=True, init=False)
 class Overflow:
     """The queue gave up on the call (``reason``: ``max_wait``,
     ``max_length``, ``no_agents``, ``queue_removed``). ``action`` is the
@@ -261,8 +356,22 @@ class Overflow:
     action: OverflowAction
     moved_to: str | None = None
 
+    def __init__(
+        self,
+        call: str,
+        queue: str,
+        reason: str,
+        action: OverflowAction,
+        moved_to: str | None = None,
+    ) -> None:
+        self.call = call
+        self.queue = queue
+        self.reason = reason
+        self.action = action
+        self.moved_to = moved_to
 
-@dataclass(slots=True, unsafe_hash=True)
+
+@dataclass(slots=True, unsafe_hash=True, init=False)
 class CallbackAccepted:
     """The caller may hang up: they will be called back from ``position``."""
 
@@ -270,16 +379,25 @@ class CallbackAccepted:
     queue: str
     position: int
 
+    def __init__(self, call: str, queue: str, position: int) -> None:
+        self.call = call
+        self.queue = queue
+        self.position = position
 
-@dataclass(slots=True, unsafe_hash=True)
+
+@dataclass(slots=True, unsafe_hash=True, init=False)
 class CallbackRefused:
     """No callback (``reason``: ``not_waiting``: an agent is already ringing)."""
 
     call: str
     reason: str
 
+    def __init__(self, call: str, reason: str) -> None:
+        self.call = call
+        self.reason = reason
 
-@dataclass(slots=True, unsafe_hash=True)
+
+@dataclass(slots=True, unsafe_hash=True, init=False)
 class AgentStateChanged:
     """The agent moved from ``old`` to ``new`` at ``at`` (``reason``:
     not_ready/offline reason code, or what caused the change)."""
@@ -289,6 +407,15 @@ class AgentStateChanged:
     new: AgentState
     reason: str | None
     at: float
+
+    def __init__(
+        self, agent: str, old: AgentState, new: AgentState, reason: str | None, at: float
+    ) -> None:
+        self.agent = agent
+        self.old = old
+        self.new = new
+        self.reason = reason
+        self.at = at
 
 
 Effect = (

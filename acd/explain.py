@@ -40,7 +40,7 @@ Considered = tuple[tuple[AgentConfig, float, tuple[Any, ...]], ...]
 strategy sort key) each."""
 
 
-@dataclass(slots=True, unsafe_hash=True)
+@dataclass(slots=True, unsafe_hash=True, init=False)
 class Explanation:
     """Why this offer: trigger, queue, strategy, the step in force and its
     requirement, the call's priority and wait, and the candidates.
@@ -61,6 +61,30 @@ class Explanation:
     chosen: int = 1
     """How many of ``candidates`` were offered the call (all for ring-all)."""
     calls_eligible: int | None = None
+
+    def __init__(
+        self,
+        trigger: str,
+        queue: str,
+        strategy: str,
+        step: int,
+        requirement: Requirement,
+        priority: int,
+        waited: float,
+        considered: Considered,
+        chosen: int = 1,
+        calls_eligible: int | None = None,
+    ) -> None:
+        self.trigger = trigger
+        self.queue = queue
+        self.strategy = strategy
+        self.step = step
+        self.requirement = requirement
+        self.priority = priority
+        self.waited = waited
+        self.considered = considered
+        self.chosen = chosen
+        self.calls_eligible = calls_eligible
 
     @property
     def candidates(self) -> tuple[Candidate, ...]:

@@ -34,7 +34,7 @@ from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable, Iterator
 from itertools import chain, islice
 
-from acd.matching import Entry
+from acd.matching import Entry, Matcher
 from acd.model import MAX_LEVEL, Agent, Call, Requirement
 from acd.strategies import SortKey, Strategy
 
@@ -64,7 +64,7 @@ class _Lists:
         return len(self.members)
 
 
-class IndexedMatcher:
+class IndexedMatcher(Matcher):
     """Indexed :class:`acd.matching.Matcher` (see the module docstring)."""
 
     def __init__(self) -> None:

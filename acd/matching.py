@@ -18,7 +18,7 @@ It tells the matcher which agents are available (``add_agent`` /
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
 from acd.model import Agent, Call, Requirement
 from acd.strategies import Strategy
@@ -29,22 +29,31 @@ Entry = tuple[tuple[Any, ...], int]
 """An available agent in a strategy's index: (strategy key, agent index)."""
 
 
-class Matcher(Protocol):
-    """Finds agents for calls and calls for agents (see module docstring)."""
+class Matcher:
+    """Finds agents for calls and calls for agents (see module docstring).
 
-    def add_agent(self, agent: Agent) -> None: ...
+    The base class of the matchers (not a Protocol: in the compiled build,
+    acd.native, the Router then calls its matcher's methods directly)."""
 
-    def remove_agent(self, agent: Agent) -> None: ...
+    def add_agent(self, agent: Agent) -> None:
+        raise NotImplementedError
 
-    def add_call(self, call: Call) -> None: ...
+    def remove_agent(self, agent: Agent) -> None:
+        raise NotImplementedError
 
-    def remove_call(self, call: Call) -> None: ...
+    def add_call(self, call: Call) -> None:
+        raise NotImplementedError
+
+    def remove_call(self, call: Call) -> None:
+        raise NotImplementedError
 
     def agents_for(
         self, requirement: Requirement, strategy: Strategy, pointer: Entry | None, limit: int | None
-    ) -> list[tuple[Agent, Entry]]: ...
+    ) -> list[tuple[Agent, Entry]]:
+        raise NotImplementedError
 
-    def call_for(self, agent: Agent) -> tuple[Call | None, int]: ...
+    def call_for(self, agent: Agent) -> tuple[Call | None, int]:
+        raise NotImplementedError
 
 
 def agent_order(

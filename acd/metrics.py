@@ -270,7 +270,7 @@ class MetricsConfig:
         return self.sl_threshold.get(queue, self.default_sl_threshold)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class WaitingCall:
     """A caller waiting in ``queue`` since ``since`` (entry interval ``start``).
 
@@ -285,8 +285,26 @@ class WaitingCall:
     row: QueueCounters | None = field(default=None, repr=False, compare=False)
     row_epoch: int = field(default=-1, repr=False, compare=False)
 
+    def __init__(
+        self,
+        queue: str,
+        since: float,
+        start: float,
+        ewt: float | None,
+        callback: bool = False,
+        row: QueueCounters | None = None,
+        row_epoch: int = -1,
+    ) -> None:
+        self.queue = queue
+        self.since = since
+        self.start = start
+        self.ewt = ewt
+        self.callback = callback
+        self.row = row
+        self.row_epoch = row_epoch
 
-@dataclass(slots=True)
+
+@dataclass(slots=True, init=False)
 class CallInService:
     """An answered call of ``queue`` (entry interval ``start``) held by ``agent``
     (``row``, ``row_epoch``: as for :class:`WaitingCall`)."""
@@ -297,6 +315,22 @@ class CallInService:
     callback: bool
     row: QueueCounters | None = field(default=None, repr=False, compare=False)
     row_epoch: int = field(default=-1, repr=False, compare=False)
+
+    def __init__(
+        self,
+        queue: str,
+        start: float,
+        agent: str,
+        callback: bool,
+        row: QueueCounters | None = None,
+        row_epoch: int = -1,
+    ) -> None:
+        self.queue = queue
+        self.start = start
+        self.agent = agent
+        self.callback = callback
+        self.row = row
+        self.row_epoch = row_epoch
 
 
 @dataclass(frozen=True, slots=True)
@@ -625,9 +659,6 @@ class AcdMetrics:
         enqueued_record = rec.CallEnqueued
         answered_record = rec.CallAnswered
         completed_record = rec.CallCompleted
-        enqueued = self.enqueued
-        answered = self.answered
-        completed = self.completed
         aliases = STATE_ALIASES
         agent_state = self.agent_state
         agent_booked = self.agent_booked
@@ -637,8 +668,9 @@ class AcdMetrics:
         for record in records:
             kind = type(record)
             if kind is state_record:
-                agent = record.agent  # type: ignore[union-attr]
-                at = record.t
+                r0: rec.AgentStateRecord = record  # type: ignore[assignment]
+                agent = r0.agent
+                at = r0.t
                 old = agent_state.get(agent)
                 if old is not None:
                     state = old[0]
@@ -664,11 +696,12 @@ class AcdMetrics:
                                 c.not_ready_s += at - since
                         else:
                             self._book(agent, state, since, at)
-                agent_state[agent] = (aliases.get(record.new, "not_ready"), at)  # type: ignore[union-attr]
+                agent_state[agent] = (aliases.get(r0.new, "not_ready"), at)
                 agent_booked[agent] = at
             elif kind is offered_record:
-                agent = record.agent  # type: ignore[union-attr]
-                at = record.t
+                r4: rec.CallOffered = record  # type: ignore[assignment]
+                agent = r4.agent
+                at = r4.t
                 row = current.get(agent)
                 if row is not None and at // size == row[0] and row[2] == epoch:
                     row[3].offered += 1
@@ -676,13 +709,13 @@ class AcdMetrics:
                     self._a(agent, at).offered += 1
             elif kind is enqueued_record:
                 r1: rec.CallEnqueued = record  # type: ignore[assignment]
-                enqueued(r1.call, r1.queue, r1.t, r1.ewt)
+                self.enqueued(r1.call, r1.queue, r1.t, r1.ewt)
             elif kind is answered_record:
                 r2: rec.CallAnswered = record  # type: ignore[assignment]
-                answered(r2.call, r2.agent, r2.t, r2.wait, r2.sl_threshold, r2.callback)
+                self.answered(r2.call, r2.agent, r2.t, r2.wait, r2.sl_threshold, r2.callback)
             elif kind is completed_record:
                 r3: rec.CallCompleted = record  # type: ignore[assignment]
-                completed(r3.call, r3.agent, r3.t, r3.talk, r3.hold, r3.wrap_up)
+                self.completed(r3.call, r3.agent, r3.t, r3.talk, r3.hold, r3.wrap_up)
             else:
                 handler = handlers.get(kind)
                 if handler is not None:

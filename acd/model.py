@@ -250,7 +250,7 @@ class AcdConfig:
     callbacks: CallbackPolicy = CallbackPolicy()
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(slots=True, eq=False, init=False)
 class Agent:
     """Runtime state of one agent (owned by the Router)."""
 
@@ -280,12 +280,48 @@ class Agent:
     timers: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
     """The Router's armed timer per kind (its private bookkeeping)."""
 
+    def __init__(
+        self,
+        config: AgentConfig,
+        index: int,
+        state: AgentState = AgentState.OFFLINE,
+        state_since: float = 0.0,
+        reason: str | None = None,
+        idle_since: float = 0.0,
+        calls_handled: int = 0,
+        talk_time: float = 0.0,
+        call: str | None = None,
+        busy_since: float = 0.0,
+        wrap_until: float | None = None,
+        lease_until: float | None = None,
+        pending: tuple[AgentState, str | None] | None = None,
+        removed: bool = False,
+        wrap_info: tuple[str, str, float, float, bool] | None = None,
+        timers: dict[str, int] | None = None,
+    ) -> None:
+        self.config = config
+        self.index = index
+        self.state = state
+        self.state_since = state_since
+        self.reason = reason
+        self.idle_since = idle_since
+        self.calls_handled = calls_handled
+        self.talk_time = talk_time
+        self.call = call
+        self.busy_since = busy_since
+        self.wrap_until = wrap_until
+        self.lease_until = lease_until
+        self.pending = pending
+        self.removed = removed
+        self.wrap_info = wrap_info
+        self.timers = {} if timers is None else timers
+
     @property
     def name(self) -> str:
         return self.config.name
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(slots=True, eq=False, init=False)
 class Call:
     """Runtime state of one call in the ACD (owned by the Router)."""
 
@@ -327,6 +363,66 @@ class Call:
     hold_time: float = 0.0
     timers: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
     """The Router's armed timer per kind (its private bookkeeping)."""
+
+    def __init__(
+        self,
+        id: str,
+        queue: str,
+        seq: int,
+        priority: int,
+        own_priority: int,
+        enqueued_at: float,
+        entered_at: float,
+        skills: Mapping[str, int] | None = None,
+        max_wait: float | None = None,
+        max_wait_at: float | None = None,
+        state: CallState = CallState.WAITING,
+        step: int = 0,
+        step_until: float | None = None,
+        requirement: Requirement = Requirement(),
+        ringing: list[str] | None = None,
+        offer_seq: int = 0,
+        ring_until: float | None = None,
+        callback: str | None = None,
+        expired: bool = False,
+        no_agents_until: float | None = None,
+        next_announce: float | None = None,
+        ewt: float | None = None,
+        visited: tuple[str, ...] = (),
+        agent: str | None = None,
+        answered_at: float | None = None,
+        hold_since: float | None = None,
+        hold_time: float = 0.0,
+        timers: dict[str, int] | None = None,
+    ) -> None:
+        self.id = id
+        self.queue = queue
+        self.seq = seq
+        self.priority = priority
+        self.own_priority = own_priority
+        self.enqueued_at = enqueued_at
+        self.entered_at = entered_at
+        self.skills = {} if skills is None else skills
+        self.max_wait = max_wait
+        self.max_wait_at = max_wait_at
+        self.state = state
+        self.step = step
+        self.step_until = step_until
+        self.requirement = requirement
+        self.ringing = [] if ringing is None else ringing
+        self.offer_seq = offer_seq
+        self.ring_until = ring_until
+        self.callback = callback
+        self.expired = expired
+        self.no_agents_until = no_agents_until
+        self.next_announce = next_announce
+        self.ewt = ewt
+        self.visited = visited
+        self.agent = agent
+        self.answered_at = answered_at
+        self.hold_since = hold_since
+        self.hold_time = hold_time
+        self.timers = {} if timers is None else timers
 
     @property
     def rank(self) -> tuple[int, float, int]:

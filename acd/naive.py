@@ -18,7 +18,7 @@ from acd.strategies import Strategy
 __all__ = ["NaiveMatcher", "NaiveRouter"]
 
 
-class NaiveMatcher:
+class NaiveMatcher(Matcher):
     """Full-scan :class:`acd.matching.Matcher`."""
 
     def __init__(self) -> None:

@@ -65,14 +65,20 @@ __all__ = [
 ]
 
 
-@dataclass(slots=True, unsafe_hash=True)
-class CallEnqueued:
+class _RecordBase:
+    """What every record has besides its fields: ``kind``, set below each class."""
+
+    __slots__ = ()
+    kind: ClassVar[str]
+
+
+@dataclass(slots=True, unsafe_hash=True, init=False)
+class CallEnqueued(_RecordBase):
     """A call joined ``queue``: ``priority`` (effective), ``enqueued_at``
     (first entry into the ACD), ``position`` (1 = next) and ``ewt`` (the
     predicted wait, ``None`` if no agent serves the queue); ``from_queue``
     when an overflow moved it here."""
 
-    kind: ClassVar[str] = "call_enqueued"
     t: float
     call: str
     queue: str
@@ -82,13 +88,32 @@ class CallEnqueued:
     ewt: float | None
     from_queue: str | None = None
 
+    def __init__(
+        self,
+        t: float,
+        call: str,
+        queue: str,
+        priority: int,
+        enqueued_at: float,
+        position: int,
+        ewt: float | None,
+        from_queue: str | None = None,
+    ) -> None:
+        self.t = t
+        self.call = call
+        self.queue = queue
+        self.priority = priority
+        self.enqueued_at = enqueued_at
+        self.position = position
+        self.ewt = ewt
+        self.from_queue = from_queue
 
-@dataclass(slots=True, unsafe_hash=True)
-class CallOffered:
+
+@dataclass(slots=True, unsafe_hash=True, init=False)
+class CallOffered(_RecordBase):
     """``agent`` was rung with the call after ``wait`` seconds in the queue
     (``step``: routing step in force; ``trigger``: see acd.explain)."""
 
-    kind: ClassVar[str] = "call_offered"
     t: float
     call: str
     queue: str
@@ -98,27 +123,52 @@ class CallOffered:
     strategy: str
     trigger: str
 
+    def __init__(
+        self,
+        t: float,
+        call: str,
+        queue: str,
+        agent: str,
+        wait: float,
+        step: int,
+        strategy: str,
+        trigger: str,
+    ) -> None:
+        self.t = t
+        self.call = call
+        self.queue = queue
+        self.agent = agent
+        self.wait = wait
+        self.step = step
+        self.strategy = strategy
+        self.trigger = trigger
 
-@dataclass(slots=True, unsafe_hash=True)
-class CallRequeued:
+
+@dataclass(slots=True, unsafe_hash=True, init=False)
+class CallRequeued(_RecordBase):
     """The offer to ``agent`` failed (``reason``: ``rna``, ``declined``,
     ``agent_not_ready``, ``agent_offline``, ``lease_expired``,
     ``agent_removed``); the call is back at its place in line."""
 
-    kind: ClassVar[str] = "call_requeued"
     t: float
     call: str
     queue: str
     agent: str
     reason: str
 
+    def __init__(self, t: float, call: str, queue: str, agent: str, reason: str) -> None:
+        self.t = t
+        self.call = call
+        self.queue = queue
+        self.agent = agent
+        self.reason = reason
 
-@dataclass(slots=True, unsafe_hash=True)
-class CallAnswered:
+
+@dataclass(slots=True, unsafe_hash=True, init=False)
+class CallAnswered(_RecordBase):
     """``agent`` answered: ``wait`` in this queue, ``total_wait`` in the ACD,
     ``ewt`` predicted on joining this queue."""
 
-    kind: ClassVar[str] = "call_answered"
     t: float
     call: str
     queue: str
@@ -130,13 +180,36 @@ class CallAnswered:
     sl_target: float
     callback: bool = False
 
+    def __init__(
+        self,
+        t: float,
+        call: str,
+        queue: str,
+        agent: str,
+        wait: float,
+        total_wait: float,
+        ewt: float | None,
+        sl_threshold: float,
+        sl_target: float,
+        callback: bool = False,
+    ) -> None:
+        self.t = t
+        self.call = call
+        self.queue = queue
+        self.agent = agent
+        self.wait = wait
+        self.total_wait = total_wait
+        self.ewt = ewt
+        self.sl_threshold = sl_threshold
+        self.sl_target = sl_target
+        self.callback = callback
 
-@dataclass(slots=True, unsafe_hash=True)
-class CallAbandoned:
+
+@dataclass(slots=True, unsafe_hash=True, init=False)
+class CallAbandoned(_RecordBase):
     """The caller hung up (or cancelled their callback) after ``wait``
     seconds, at ``position``."""
 
-    kind: ClassVar[str] = "call_abandoned"
     t: float
     call: str
     queue: str
@@ -149,14 +222,39 @@ class CallAbandoned:
     while_ringing: bool = False
     callback: bool = False
 
+    def __init__(
+        self,
+        t: float,
+        call: str,
+        queue: str,
+        wait: float,
+        total_wait: float,
+        position: int | None,
+        ewt: float | None,
+        sl_threshold: float,
+        sl_target: float,
+        while_ringing: bool = False,
+        callback: bool = False,
+    ) -> None:
+        self.t = t
+        self.call = call
+        self.queue = queue
+        self.wait = wait
+        self.total_wait = total_wait
+        self.position = position
+        self.ewt = ewt
+        self.sl_threshold = sl_threshold
+        self.sl_target = sl_target
+        self.while_ringing = while_ringing
+        self.callback = callback
 
-@dataclass(slots=True, unsafe_hash=True)
-class CallOverflowed:
+
+@dataclass(slots=True, unsafe_hash=True, init=False)
+class CallOverflowed(_RecordBase):
     """The queue gave up on the call (``reason``) after ``wait`` seconds;
     ``action``/``target``: its overflow action; ``moved_to``: the queue the
     call now waits in, if the action moved it."""
 
-    kind: ClassVar[str] = "call_overflowed"
     t: float
     call: str
     queue: str
@@ -166,13 +264,32 @@ class CallOverflowed:
     target: str | None
     moved_to: str | None = None
 
+    def __init__(
+        self,
+        t: float,
+        call: str,
+        queue: str,
+        wait: float,
+        reason: str,
+        action: str,
+        target: str | None,
+        moved_to: str | None = None,
+    ) -> None:
+        self.t = t
+        self.call = call
+        self.queue = queue
+        self.wait = wait
+        self.reason = reason
+        self.action = action
+        self.target = target
+        self.moved_to = moved_to
 
-@dataclass(slots=True, unsafe_hash=True)
-class CallCompleted:
+
+@dataclass(slots=True, unsafe_hash=True, init=False)
+class CallCompleted(_RecordBase):
     """Handled call, written when the agent's wrap-up ends: ``talk`` (answer
     to hang-up, minus hold), ``hold``, ``wrap_up``, ``handle`` (their sum)."""
 
-    kind: ClassVar[str] = "call_completed"
     t: float
     call: str
     queue: str
@@ -183,44 +300,87 @@ class CallCompleted:
     handle: float
     callback: bool = False
 
+    def __init__(
+        self,
+        t: float,
+        call: str,
+        queue: str,
+        agent: str,
+        talk: float,
+        hold: float,
+        wrap_up: float,
+        handle: float,
+        callback: bool = False,
+    ) -> None:
+        self.t = t
+        self.call = call
+        self.queue = queue
+        self.agent = agent
+        self.talk = talk
+        self.hold = hold
+        self.wrap_up = wrap_up
+        self.handle = handle
+        self.callback = callback
 
-@dataclass(slots=True, unsafe_hash=True)
-class CallbackRequested:
+
+@dataclass(slots=True, unsafe_hash=True, init=False)
+class CallbackRequested(_RecordBase):
     """The caller left the line after ``wait`` s, keeping their place."""
 
-    kind: ClassVar[str] = "callback_requested"
     t: float
     call: str
     queue: str
     wait: float
     position: int
 
+    def __init__(self, t: float, call: str, queue: str, wait: float, position: int) -> None:
+        self.t = t
+        self.call = call
+        self.queue = queue
+        self.wait = wait
+        self.position = position
 
-@dataclass(slots=True, unsafe_hash=True)
-class Announced:
+
+@dataclass(slots=True, unsafe_hash=True, init=False)
+class Announced(_RecordBase):
     """Position and predicted remaining wait announced to the caller."""
 
-    kind: ClassVar[str] = "announced"
     t: float
     call: str
     queue: str
     position: int
     ewt: float | None
 
+    def __init__(self, t: float, call: str, queue: str, position: int, ewt: float | None) -> None:
+        self.t = t
+        self.call = call
+        self.queue = queue
+        self.position = position
+        self.ewt = ewt
 
-@dataclass(slots=True, unsafe_hash=True)
-class AgentStateRecord:
+
+@dataclass(slots=True, unsafe_hash=True, init=False)
+class AgentStateRecord(_RecordBase):
     """``agent`` went from ``old`` to ``new`` (state names, see
     acd.model.AgentState); ``since``: when ``old`` began; ``reason``:
     not_ready/offline reason code or cause."""
 
-    kind: ClassVar[str] = "agent_state"
     t: float
     agent: str
     old: str
     new: str
     since: float
     reason: str | None = None
+
+    def __init__(
+        self, t: float, agent: str, old: str, new: str, since: float, reason: str | None = None
+    ) -> None:
+        self.t = t
+        self.agent = agent
+        self.old = old
+        self.new = new
+        self.since = since
+        self.reason = reason
 
 
 Record = (
@@ -236,21 +396,22 @@ Record = (
     | AgentStateRecord
 )
 
-RECORD_TYPES: dict[str, type[Record]] = {
-    cls.kind: cls
-    for cls in (
-        CallEnqueued,
-        CallOffered,
-        CallRequeued,
-        CallAnswered,
-        CallAbandoned,
-        CallOverflowed,
-        CallCompleted,
-        CallbackRequested,
-        Announced,
-        AgentStateRecord,
-    )
-}
+_KINDS: tuple[tuple[type[Record], str], ...] = (
+    (CallEnqueued, "call_enqueued"),
+    (CallOffered, "call_offered"),
+    (CallRequeued, "call_requeued"),
+    (CallAnswered, "call_answered"),
+    (CallAbandoned, "call_abandoned"),
+    (CallOverflowed, "call_overflowed"),
+    (CallCompleted, "call_completed"),
+    (CallbackRequested, "callback_requested"),
+    (Announced, "announced"),
+    (AgentStateRecord, "agent_state"),
+)
+for _cls, _kind in _KINDS:
+    _cls.kind = _kind
+
+RECORD_TYPES: dict[str, type[Record]] = {kind: cls for cls, kind in _KINDS}
 """kind -> record class."""
 
 

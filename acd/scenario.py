@@ -40,7 +40,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import numpy as np
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -52,6 +51,7 @@ from pydantic import (
     model_validator,
 )
 
+from acd.sampling import Sampler
 from ivr.yamldoc import YamlDoc, YamlError, load_yaml, parse_yaml
 
 __all__ = [
@@ -311,37 +311,6 @@ def load_scenario(path: Path) -> tuple[Scenario, YamlDoc]:
     except YamlError as exc:
         raise ScenarioError([str(exc.diagnostic)]) from None
     return _from_doc(doc), doc
-
-
-class Sampler:
-    """Draws from a :class:`Dist` with ``rng``, a block of values at a time (fast per draw)."""
-
-    def __init__(self, dist: Dist, rng: np.random.Generator, block: int = 4096) -> None:
-        self.dist = dist
-        self.rng = rng
-        self.block = block
-        self._buf: list[float] = []
-        if dist.dist == "lognormal":
-            assert dist.mean is not None and dist.sd is not None
-            s2 = math.log1p((dist.sd / dist.mean) ** 2)
-            self._mu, self._sigma = math.log(dist.mean) - s2 / 2, math.sqrt(s2)
-
-    def _refill(self) -> None:
-        d = self.dist
-        if d.dist == "exponential":
-            assert d.mean is not None
-            values = self.rng.exponential(d.mean, self.block)
-        elif d.dist == "lognormal":
-            values = self.rng.lognormal(self._mu, self._sigma, self.block)
-        else:
-            values = np.full(self.block, d.value)
-        self._buf = values[::-1].tolist()
-
-    def __call__(self) -> float:
-        """One draw."""
-        if not self._buf:
-            self._refill()
-        return self._buf.pop()
 
 
 def queue_names(acd: Mapping[str, Any]) -> list[str]:

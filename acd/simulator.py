@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from operator import attrgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
@@ -69,11 +69,22 @@ __all__ = [
     "write_intervals_csv",
 ]
 
-# event kinds, in the order they run when they fall on the same instant
-_LOGIN, _TIMER, _ANSWER, _HOLD_ON, _HOLD_OFF, _HANGUP, _CALLBACK, _ABANDON = range(8)
-_ARRIVAL, _READY, _LOGOUT, _SAMPLE = 8, 9, 10, 11
-_AUTO_NOT_READY = frozenset({"rna", "declined"})
-_TICKS = 1024.0  # virtual clock resolution: 1/1024 s
+# event kinds, in the order they run when they fall on the same instant (Final:
+# constants of the compiled build, acd.native, rather than look-ups in the module)
+_LOGIN: Final = 0
+_TIMER: Final = 1
+_ANSWER: Final = 2
+_HOLD_ON: Final = 3
+_HOLD_OFF: Final = 4
+_HANGUP: Final = 5
+_CALLBACK: Final = 6
+_ABANDON: Final = 7
+_ARRIVAL: Final = 8
+_READY: Final = 9
+_LOGOUT: Final = 10
+_SAMPLE: Final = 11
+_AUTO_NOT_READY: Final = frozenset({"rna", "declined"})
+_TICKS: Final = 1024.0  # virtual clock resolution: 1/1024 s
 _agent_state = attrgetter("state")
 _GC_THRESHOLDS = (10_000, 10, 10_000)  # while a day runs (see Simulation.run)
 
@@ -263,13 +274,11 @@ class Simulation:
         sc = self.scenario
         router = self.router
         metrics = self.metrics
-        handle = router.handle
         result = SimulationResult(sc, self.config, metrics, self.seed)
         queues = list(self.config.queues)
         result.queue_lengths = {q: [] for q in queues}
         result.agent_states = {s: [] for s in AGENT_STATES}
         agenda = _Agenda()
-        push = agenda.push
         seq = 0
 
         def schedule(when: float, kind: int, a: Any = None, b: Any = None) -> None:
@@ -278,7 +287,7 @@ class Simulation:
             # entered_at + 20 minus entered_at gives exactly 20 again.
             nonlocal seq
             seq += 1
-            push((round(when * _TICKS) / _TICKS, kind, seq, a, b))
+            agenda.push((round(when * _TICKS) / _TICKS, kind, seq, a, b))
 
         arrivals: dict[str, list[float]] = {}
         for q in sc.arrivals:
@@ -305,7 +314,6 @@ class Simulation:
         hold_d = self._hold
         cb = sc.callbacks
         connect = self._connect
-        u = self._u
         calls = 0
         events = 0
         inputs = 0
@@ -324,11 +332,6 @@ class Simulation:
         # inline, the agenda's pop is inline and the frequent events schedule
         # with the same arithmetic as ``schedule`` (same order, same seq, same
         # draws: the same day).
-        on_timer = router.on_timer
-        next_deadline = router.next_deadline
-        router_call = router.call
-        drain = router.drain_records
-        feed_all = metrics.feed_all
         answered_state = CallState.ANSWERED
         waiting_state = CallState.WAITING
         not_ready_state = AgentState.NOT_READY
@@ -355,78 +358,82 @@ class Simulation:
                 if pending.pop(a, None) != b:
                     continue
                 call_id, agent = a
-                effects = handle(AgentAnswer(now, agent, call_id))
+                effects = router.handle(AgentAnswer(now, agent, call_id))
                 inputs += 1
-                call = router_call(call_id)
+                call = router.call(call_id)
                 if call is not None and call.state is answered_state:
                     duration = talk[call.queue]()
                     if call.callback is not None and connect is not None:
                         duration += connect()
-                    if hold_p and u() < hold_p:
+                    if hold_p and self._u() < hold_p:
                         assert hold_d is not None
-                        on = now + u() * duration
+                        on = now + self._u() * duration
                         length = hold_d()
                         schedule(on, _HOLD_ON, call_id)
                         schedule(on + length, _HOLD_OFF, call_id)
                         duration += length
                     seq += 1
-                    push((round((now + duration) * _TICKS) / _TICKS, _HANGUP, seq, call_id, None))
+                    agenda.push(
+                        (round((now + duration) * _TICKS) / _TICKS, _HANGUP, seq, call_id, None)
+                    )
             elif kind == _TIMER:
                 if now != timer_at:
                     continue
                 timer_at = inf
-                effects = on_timer(now)
+                effects = router.on_timer(now)
             elif kind == _ARRIVAL:
                 calls += 1
                 call_id = f"c{calls}"
-                effects = handle(EnqueueCall(now, call_id, a))
+                effects = router.handle(EnqueueCall(now, call_id, a))
                 inputs += 1
                 times = arrivals[a]
                 if times:
                     seq += 1
-                    push((round(times.pop() * _TICKS) / _TICKS, _ARRIVAL, seq, a, None))
+                    agenda.push((round(times.pop() * _TICKS) / _TICKS, _ARRIVAL, seq, a, None))
                 p = patience[a]
                 if p is not None:
                     seq += 1
-                    push((round((now + p()) * _TICKS) / _TICKS, _ABANDON, seq, call_id, None))
-                if cb is not None and cb.probability and u() < cb.probability:
+                    agenda.push(
+                        (round((now + p()) * _TICKS) / _TICKS, _ABANDON, seq, call_id, None)
+                    )
+                if cb is not None and cb.probability and self._u() < cb.probability:
                     schedule(now + cb.after, _CALLBACK, call_id)
             elif kind == _ABANDON:
-                call = router_call(a)
+                call = router.call(a)
                 if call is None or call.state is answered_state or call.callback is not None:
                     continue
-                effects = handle(Hangup(now, a))
+                effects = router.handle(Hangup(now, a))
                 inputs += 1
             elif kind == _HANGUP:
-                effects = handle(Hangup(now, a))
+                effects = router.handle(Hangup(now, a))
                 inputs += 1
             elif kind == _CALLBACK:
-                call = router_call(a)
+                call = router.call(a)
                 if call is None or call.state is not waiting_state or call.callback is not None:
                     continue
-                effects = handle(RequestCallback(now, a, f"+1555{a}"))
+                effects = router.handle(RequestCallback(now, a, f"+1555{a}"))
                 inputs += 1
             elif kind in (_HOLD_ON, _HOLD_OFF):
-                effects = handle(Hold(now, a, kind == _HOLD_ON))
+                effects = router.handle(Hold(now, a, kind == _HOLD_ON))
                 inputs += 1
             elif kind == _LOGIN:
-                effects = handle(AgentLogin(now, a))
+                effects = router.handle(AgentLogin(now, a))
                 inputs += 1
             elif kind == _LOGOUT:
-                effects = handle(AgentLogout(now, a))
+                effects = router.handle(AgentLogout(now, a))
                 inputs += 1
             elif kind == _READY:
                 if router.agent(a).state is not not_ready_state:
                     continue
-                effects = handle(AgentReady(now, a))
+                effects = router.handle(AgentReady(now, a))
                 inputs += 1
             else:  # _SAMPLE
-                effects = on_timer(now)
+                effects = router.on_timer(now)
                 self._sample(now, result)
                 if bar is not None:
                     bar.set_postfix(calls=calls, refresh=False)
                     bar.update(round(min(now, end) - shown))
-                    shown = round(min(now, end))
+                    shown = float(round(min(now, end)))
                 if now + sc.sample_every <= end or any(k != _SAMPLE for _, k, *_ in agenda):
                     schedule(now + sc.sample_every, _SAMPLE)
             for e in effects:
@@ -442,7 +449,7 @@ class Simulation:
                     offered = (e.call, e.agent)
                     pending[offered] = token
                     seq += 1
-                    push(
+                    agenda.push(
                         (
                             round((now + answer_delay()) * _TICKS) / _TICKS,
                             _ANSWER,
@@ -456,14 +463,14 @@ class Simulation:
                 # CallbackAccepted, Overflow: the router keeps the call (or dropped
                 # it); abandons check its state
             # a deadline earlier than the timer event already pending (else None)
-            deadline = next_deadline(timer_at)
+            deadline = router.next_deadline(timer_at)
             if deadline is not None:
                 timer_at = deadline
                 seq += 1
-                push((deadline, _TIMER, seq, None, None))  # the router's own time, as is
+                agenda.push((deadline, _TIMER, seq, None, None))  # the router's own time, as is
             router_s += clock() - r0
             if not events & 2047:  # the records of the last ~2,000 events to the metrics
-                feed_all(drain())
+                metrics.feed_all(router.drain_records())
         metrics.feed_all(router.drain_records())
         if bar is not None:
             bar.close()
@@ -505,8 +512,8 @@ def _sec(x: float) -> str:
 
 
 def _hhmm(t: float) -> str:
-    t = round(t)
-    return f"{t // 3600:02d}:{t % 3600 // 60:02d}"
+    s = round(t)
+    return f"{s // 3600:02d}:{s % 3600 // 60:02d}"
 
 
 def _erlang_need(

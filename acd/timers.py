@@ -19,13 +19,15 @@ timer replaces the old one without searching the heap.
 
 from __future__ import annotations
 
+from typing import Final
+
 __all__ = ["ANNOUNCE", "KINDS", "LEASE", "MAX_WAIT", "NO_AGENTS", "RING", "STEP", "WRAP"]
 
-RING = "ring"
-WRAP = "wrap"
-LEASE = "lease"
-MAX_WAIT = "max_wait"
-STEP = "step"
-ANNOUNCE = "announce"
-NO_AGENTS = "no_agents"
-KINDS = (RING, WRAP, LEASE, MAX_WAIT, STEP, ANNOUNCE, NO_AGENTS)
+RING: Final = "ring"
+WRAP: Final = "wrap"
+LEASE: Final = "lease"
+MAX_WAIT: Final = "max_wait"
+STEP: Final = "step"
+ANNOUNCE: Final = "announce"
+NO_AGENTS: Final = "no_agents"
+KINDS: Final = (RING, WRAP, LEASE, MAX_WAIT, STEP, ANNOUNCE, NO_AGENTS)

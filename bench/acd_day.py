@@ -1,7 +1,7 @@
 """A simulated day of ~1,000,000 calls through the real ACD router.
 
     .venv/bin/python bench/acd_day.py [--calls 1000000] [--seed 1] [--naive]
-        [--staffing 1.0] [--no-progress] [--json out.json]
+        [--staffing 1.0] [--native] [--no-progress] [--json out.json] [--digest]
 
 The day (built in code, on virtual time): 12 queues over 6 skills, each
 queue with two routing steps (expert level for 10 s, then any level), 24
@@ -11,7 +11,9 @@ calls on hold once, a 2 s answer delay, and agents with two skills (half
 of them experts in their first) on 8-hour shifts that cover, per skill and
 15 minutes, what Erlang C says 80/20 needs (times ``--staffing``). Everything goes through
 ``acd.core.Router`` (or ``acd.naive.NaiveRouter`` with ``--naive``) and the
-router's records feed ``acd.metrics.AcdMetrics``.
+router's records feed ``acd.metrics.AcdMetrics``. ``--native`` runs the
+mypyc-compiled build of the router, metrics and simulator (``make
+acd-native``, see :mod:`acd.native`), refused when its sources changed.
 
 Prints: calls, router inputs, events, wall time, calls/s and events/s, the
 time spent inside the router loop versus the simulator and metrics, the
@@ -27,11 +29,21 @@ import hashlib
 import json
 import math
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from acd import native
+
+if __name__ == "__main__" and "--native" in sys.argv[1:]:
+    # before anything imports the Python modules the build replaces
+    try:
+        native.enable()
+    except native.NativeBuildError as exc:
+        raise SystemExit(f"acd_day.py --native: {exc}") from None
 
 from acd.core import Router
 from acd.erlang import agents_for_service_level
@@ -144,6 +156,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--staffing", type=float, default=1.0, help="Times the Erlang C 80/20 staffing")
     ap.add_argument("--naive", action="store_true", help="Full-scan NaiveRouter (baseline)")
+    ap.add_argument(
+        "--native",
+        action="store_true",
+        help="Run the mypyc-compiled router, metrics and simulator from build/acd-native "
+        "(make acd-native); refused when their sources changed since the build",
+    )
     ap.add_argument("--no-progress", action="store_true")
     ap.add_argument(
         "--stub-ewt",
@@ -159,6 +177,9 @@ def main() -> None:
         "to check that a change leaves the day the same to the last digit",
     )
     args = ap.parse_args()
+    if args.stub_ewt and args.native:
+        # a Python subclass of the compiled Router cannot be made
+        ap.error("--stub-ewt subclasses the Router in Python: run it without --native")
 
     load_before = os.getloadavg()
     t0 = time.perf_counter()
@@ -203,7 +224,8 @@ def main() -> None:
         occupancy=agents.occupancy,
         unfinished=result.unfinished,
         router=("NaiveRouter" if args.naive else "Router")
-        + (" (EWT stubbed out)" if args.stub_ewt else ""),
+        + (" (EWT stubbed out)" if args.stub_ewt else "")
+        + (f" [native: {native.enabled()}]" if native.enabled() else " [pure Python]"),
         load_before=load_before,
         load_after=load_after,
         cpu_s=cpu,
