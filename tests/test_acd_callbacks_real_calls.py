@@ -141,8 +141,14 @@ async def _press_one_caller(desk: Desk) -> Sipp:
     greeting = await desk.engine.flow_app.prompts.speech(
         SayText("Thank you for calling the help desk.", "en")
     )
-    # queued after the greeting: "You are next in line." (~1.5 s), then the offer (~5 s)
-    start = greeting.duration + 4.0
+    # Queued after the greeting: "You are next in line." (~1.5 s), then the offer
+    # (~5 s). Both are rendered here first, so that the engine plays them without a
+    # text-to-speech pause (the first render of a run, on a fresh CI machine, can
+    # take seconds) and the key lands 2.5 s into the offer.
+    position = await desk.acd.announcer.speak("You are next in line.", "en")
+    offer = await desk.acd.announcer.speak(OFFER, "en")
+    assert position is not None and offer is not None
+    start = greeting.duration + position.duration + 2.5
     stream = CallerStream(start + 12.0, [], [])
     stream.press(start, "1")
     stream.press(start + 7.0, "1")
