@@ -145,6 +145,17 @@ async def test_realtime_raises_the_media_loop_and_nothing_else(tmp_path: Path) -
             for t in threads
             for c in Path(f"/proc/{proc.pid}/task/{t}/children").read_text().split()
         ]
+        # The storage process and the transcription workers run niced: their
+        # wake-ups must not take the CPU from the media loop.
+        own = os.getpriority(os.PRIO_PROCESS, proc.pid)
+        cmdlines = {c: Path(f"/proc/{c}/cmdline").read_bytes() for c in children}
+        niced = {
+            c: os.getpriority(os.PRIO_PROCESS, c)
+            for c, line in cmdlines.items()
+            if b"recordings.storage_child" in line or b"spawn_main" in line
+        }
+        assert any(b"recordings.storage_child" in line for line in cmdlines.values()), cmdlines
+        assert set(niced.values()) == {min(19, own + 10)}, (own, niced)
         if os.geteuid() == 0:  # CI and this machine: allowed
             assert health["media_scheduling"] == "rr"
             assert _policy(proc.pid) == os.SCHED_RR  # the main thread runs the loop
