@@ -103,7 +103,7 @@ def _ratio(num: float, den: float) -> float:
     return num / den if den else math.nan
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class QueueCounters:
     """Counters of one queue over one interval (or any sum of intervals)."""
 
@@ -129,6 +129,54 @@ class QueueCounters:
     ewt_error: float = 0.0
     announce_samples: int = 0
     announce_abs_error: float = 0.0
+
+    def __init__(
+        self,
+        offered: int = 0,
+        answered: int = 0,
+        answered_in_sl: int = 0,
+        abandoned: int = 0,
+        abandoned_in_sl: int = 0,
+        short_abandons: int = 0,
+        overflowed: int = 0,
+        handled: int = 0,
+        transfers: int = 0,
+        callbacks_requested: int = 0,
+        callbacks_answered: int = 0,
+        wait_answered: float = 0.0,
+        wait_abandoned: float = 0.0,
+        max_wait: float = 0.0,
+        talk: float = 0.0,
+        hold: float = 0.0,
+        wrap_up: float = 0.0,
+        ewt_samples: int = 0,
+        ewt_abs_error: float = 0.0,
+        ewt_error: float = 0.0,
+        announce_samples: int = 0,
+        announce_abs_error: float = 0.0,
+    ) -> None:
+        self.offered = offered
+        self.answered = answered
+        self.answered_in_sl = answered_in_sl
+        self.abandoned = abandoned
+        self.abandoned_in_sl = abandoned_in_sl
+        self.short_abandons = short_abandons
+        self.overflowed = overflowed
+        self.handled = handled
+        self.transfers = transfers
+        self.callbacks_requested = callbacks_requested
+        self.callbacks_answered = callbacks_answered
+        self.wait_answered = wait_answered
+        self.wait_abandoned = wait_abandoned
+        self.max_wait = max_wait
+        self.talk = talk
+        self.hold = hold
+        self.wrap_up = wrap_up
+        self.ewt_samples = ewt_samples
+        self.ewt_abs_error = ewt_abs_error
+        self.ewt_error = ewt_error
+        self.announce_samples = announce_samples
+        self.announce_abs_error = announce_abs_error
 
     # -- derived figures (NaN when the denominator is 0) ------------------
     @property
@@ -196,7 +244,7 @@ class QueueCounters:
                 setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class AgentCounters:
     """Counters of one agent over one interval (or any sum of intervals)."""
 
@@ -213,6 +261,36 @@ class AgentCounters:
     on_call_s: float = 0.0
     wrap_up_s: float = 0.0
     not_ready_s: float = 0.0
+
+    def __init__(
+        self,
+        offered: int = 0,
+        answered: int = 0,
+        missed: int = 0,
+        handled: int = 0,
+        transfers: int = 0,
+        talk: float = 0.0,
+        hold: float = 0.0,
+        wrap_up: float = 0.0,
+        available_s: float = 0.0,
+        reserved_s: float = 0.0,
+        on_call_s: float = 0.0,
+        wrap_up_s: float = 0.0,
+        not_ready_s: float = 0.0,
+    ) -> None:
+        self.offered = offered
+        self.answered = answered
+        self.missed = missed
+        self.handled = handled
+        self.transfers = transfers
+        self.talk = talk
+        self.hold = hold
+        self.wrap_up = wrap_up
+        self.available_s = available_s
+        self.reserved_s = reserved_s
+        self.on_call_s = on_call_s
+        self.wrap_up_s = wrap_up_s
+        self.not_ready_s = not_ready_s
 
     @property
     def aht(self) -> float:

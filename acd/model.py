@@ -84,6 +84,11 @@ class Requirement:
     skills: tuple[tuple[str, int], ...] = ()
     groups: frozenset[str] = frozenset()
 
+    def __hash__(self) -> int:
+        # the dataclass's own hash, written out so that the compiled build
+        # (acd.native) compiles it: the matcher hashes one per decision
+        return hash((self.skills, self.groups))
+
     def matches(self, skills: Mapping[str, int], groups: frozenset[str]) -> bool:
         """True when an agent with these skills and groups qualifies."""
         for name, level in self.skills:
