@@ -16,6 +16,7 @@ DEB_PACKAGES=(
   chromium            # headless browser for WebRTC agent tests
   asterisk-core-sounds-en-wav asterisk-core-sounds-en  # real human prompts + their text
   graphviz            # `dot`: renders `ivr graph` flow diagrams (SVG/PNG)
+  gcc python3-dev     # C compiler and headers for mypyc: `make acd-native` (tests/test_acd_native.py)
 )
 
 missing=()
