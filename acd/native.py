@@ -38,6 +38,7 @@ __all__ = [
     "MODULES",
     "NativeBuildError",
     "build",
+    "default_dir",
     "enable",
     "enabled",
     "source_hashes",
@@ -76,7 +77,8 @@ class NativeBuildError(RuntimeError):
     """The native build is missing, stale or cannot be used here."""
 
 
-def _default_dir() -> Path:
+def default_dir() -> Path:
+    """The build directory: ``ACD_NATIVE_DIR`` when set, else :data:`DEFAULT_DIR`."""
     env = os.environ.get("ACD_NATIVE_DIR")
     return Path(env) if env else DEFAULT_DIR
 
@@ -96,7 +98,7 @@ def _abi() -> str:
 
 def stale_reason(directory: Path | None = None) -> str | None:
     """Why the build in ``directory`` cannot be used (``None``: it can)."""
-    where = directory if directory is not None else _default_dir()
+    where = directory if directory is not None else default_dir()
     manifest = where / _MANIFEST
     if not manifest.is_file():
         return f"no native ACD build in {where}"
@@ -126,7 +128,7 @@ def enable(directory: Path | None = None) -> Path:
     (saying how to fix it) when the build is missing or stale, or when one
     of the modules is already loaded as Python. Returns the build directory."""
     global _enabled
-    where = (directory if directory is not None else _default_dir()).resolve()
+    where = (directory if directory is not None else default_dir()).resolve()
     if _enabled is not None:
         if _enabled == where:
             return where
@@ -156,7 +158,7 @@ def build(directory: Path | None = None, *, quiet: bool = False) -> Path:
     ``build/acd-native``), replacing what was there. The sources are read
     from the tree as they are (and must not change while it builds);
     generated C and objects go to a temporary folder. Returns the directory."""
-    where = (directory if directory is not None else _default_dir()).resolve()
+    where = (directory if directory is not None else default_dir()).resolve()
     before = source_hashes()
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="acd-native-") as tmp:
@@ -226,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         build(args.out)
         return 0
     reason = stale_reason(args.out)
-    print(reason or f"native ACD build in {args.out or _default_dir()} is up to date")
+    print(reason or f"native ACD build in {args.out or default_dir()} is up to date")
     return 1 if reason else 0
 
 

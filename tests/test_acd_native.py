@@ -3,7 +3,7 @@ as the Python modules, and a build that no longer matches its sources is
 refused.
 
 The build (mypyc, ~70 s on this machine's 2 shared CPUs) goes to
-build/acd-native/ as `make acd-native` does, and is made here only when it
+build/acd-native/ (or ACD_NATIVE_DIR) as `make acd-native` does, and is made here only when it
 is missing or stale; the days run in subprocesses (a process loads the ACD
 either compiled or as Python, never both).
 """
@@ -26,7 +26,7 @@ DAY = ROOT / "bench" / "acd_day.py"
 
 @pytest.fixture(scope="module")
 def build_dir() -> Path:
-    where = native.DEFAULT_DIR
+    where = native.default_dir().resolve()  # ACD_NATIVE_DIR, else build/acd-native
     if native.stale_reason(where) is not None:
         native.build(where, quiet=True)
     assert native.stale_reason(where) is None
