@@ -98,7 +98,13 @@ def restore_router(
                 item = {**item, "pending": ["offline", "removed"]}
             for field_name in _AGENT_FIELDS:
                 if field_name in item:
-                    setattr(agent, field_name, _tuple(item[field_name]))
+                    value = _tuple(item[field_name])
+                    # typed as they are set (the compiled build checks attribute types)
+                    if field_name == "state":
+                        value = AgentState(value)
+                    elif field_name == "pending" and value is not None:
+                        value = (AgentState(value[0]), value[1])
+                    setattr(agent, field_name, value)
             agent.state = AgentState(item["state"])
             if agent.pending is not None:
                 agent.pending = (AgentState(agent.pending[0]), agent.pending[1])

@@ -11,6 +11,7 @@ either compiled or as Python, never both).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -22,6 +23,18 @@ from acd import native
 
 ROOT = Path(__file__).resolve().parent.parent
 DAY = ROOT / "bench" / "acd_day.py"
+# the ACD's own tests that need no SIP peer, run again on the compiled modules
+PURE_CORE_TESTS = [
+    "tests/test_acd_router.py",
+    "tests/test_acd_stateful.py",
+    "tests/test_acd_metrics.py",
+    "tests/test_acd_ewt.py",
+    "tests/test_acd_store.py",
+    "tests/test_acd_simulator.py",
+    "tests/test_acd_scenario.py",
+    "tests/test_acd_config.py",
+    "tests/test_acd_cli.py",
+]
 
 
 @pytest.fixture(scope="module")
@@ -82,6 +95,26 @@ def test_native_modules_load_from_the_build(build_dir: Path) -> None:
     for path in (core, simulator):
         assert Path(path).parent == build_dir / "acd" and path.endswith(".so")
     assert Path(config) == ROOT / "acd" / "config.py"  # not compiled: from the tree
+
+
+def test_acd_tests_pass_on_the_native_build(build_dir: Path) -> None:
+    code = (
+        "import sys, pytest, acd.native as n; n.enable();"
+        "import acd.core, acd.persist, acd.metrics;"
+        "assert all(m.__file__.endswith('.so') for m in (acd.core, acd.persist, acd.metrics));"
+        "sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', *sys.argv[1:]]))"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code, *PURE_CORE_TESTS],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "ACD_NATIVE_DIR": str(build_dir)},
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    assert " passed" in run.stdout and "failed" not in run.stdout
 
 
 def test_stale_build_is_refused(build_dir: Path, tmp_path: Path) -> None:
