@@ -66,7 +66,15 @@ __all__ = [
 
 
 class _RecordBase:
-    """What every record has besides its fields: ``kind``, set below each class."""
+    """What every record has besides its fields: the class attribute
+    ``kind``, set from ``_KINDS`` at the end of this module (a ``ClassVar``
+    in each dataclass would do in Python, but mypyc hands it to the
+    dataclass as a field: see acd.native).
+
+    The records write their ``__init__`` out (``init=False``): a
+    dataclass-generated ``__init__`` stays interpreted even in the compiled
+    build. Keep it in step with the fields (tests/test_acd_native.py
+    checks names, order and defaults)."""
 
     __slots__ = ()
     kind: ClassVar[str]

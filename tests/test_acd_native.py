@@ -10,6 +10,8 @@ either compiled or as Python, never both).
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import json
 import os
 import shutil
@@ -19,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from acd import native
+from acd import events, explain, metrics, model, native, records
 
 ROOT = Path(__file__).resolve().parent.parent
 DAY = ROOT / "bench" / "acd_day.py"
@@ -57,6 +59,51 @@ def _day(tmp_path: Path, name: str, *args: str) -> dict[str, object]:
     )
     day: dict[str, object] = json.loads(out.read_text())
     return day
+
+
+WRITTEN_OUT_INIT = [
+    *records.RECORD_TYPES.values(),
+    *(
+        cls
+        for cls in vars(events).values()
+        if isinstance(cls, type) and dataclasses.is_dataclass(cls)
+    ),
+    explain.Explanation,
+    model.Agent,
+    model.Call,
+    metrics.QueueCounters,
+    metrics.AgentCounters,
+    metrics.WaitingCall,
+    metrics.CallInService,
+]
+
+
+@pytest.mark.parametrize("cls", WRITTEN_OUT_INIT, ids=lambda cls: cls.__name__)
+def test_written_out_init_matches_the_dataclass_fields(cls: type) -> None:
+    # the hot classes write their __init__ out (mypyc compiles it; a generated
+    # one stays interpreted): the same parameters, order and defaults as the fields
+    assert "__init__" in vars(cls)
+    params = list(inspect.signature(cls).parameters.values())
+    fields = dataclasses.fields(cls)
+    assert [p.name for p in params] == [f.name for f in fields]
+    required = {}
+    for param, field in zip(params, fields, strict=True):
+        if field.default_factory is not dataclasses.MISSING:
+            assert param.default is None, field.name
+        elif field.default is not dataclasses.MISSING:
+            assert param.default == field.default, field.name
+        else:
+            assert param.default is inspect.Parameter.empty, field.name
+            required[field.name] = object()
+    made = cls(**required)
+    for field in fields:
+        if field.name in required:
+            expected = required[field.name]
+        elif field.default_factory is not dataclasses.MISSING:
+            expected = field.default_factory()
+        else:
+            expected = field.default
+        assert getattr(made, field.name) == expected, field.name
 
 
 @pytest.mark.parametrize(
