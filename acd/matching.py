@@ -18,6 +18,7 @@ It tells the matcher which agents are available (``add_agent`` /
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any
 
 from acd.model import Agent, Call, Requirement
@@ -29,31 +30,33 @@ Entry = tuple[tuple[Any, ...], int]
 """An available agent in a strategy's index: (strategy key, agent index)."""
 
 
-class Matcher:
+class Matcher(ABC):
     """Finds agents for calls and calls for agents (see module docstring).
 
-    The base class of the matchers (not a Protocol: in the compiled build,
-    acd.native, the Router then calls its matcher's methods directly)."""
+    The abstract base class of the matchers, implemented by
+    :class:`acd.index.IndexedMatcher` and :class:`acd.naive.NaiveMatcher`
+    (not a Protocol: in the compiled build, acd.native, the Router then calls
+    its matcher's methods directly)."""
 
-    def add_agent(self, agent: Agent) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def add_agent(self, agent: Agent) -> None: ...
 
-    def remove_agent(self, agent: Agent) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def remove_agent(self, agent: Agent) -> None: ...
 
-    def add_call(self, call: Call) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def add_call(self, call: Call) -> None: ...
 
-    def remove_call(self, call: Call) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def remove_call(self, call: Call) -> None: ...
 
+    @abstractmethod
     def agents_for(
         self, requirement: Requirement, strategy: Strategy, pointer: Entry | None, limit: int | None
-    ) -> list[tuple[Agent, Entry]]:
-        raise NotImplementedError
+    ) -> list[tuple[Agent, Entry]]: ...
 
-    def call_for(self, agent: Agent) -> tuple[Call | None, int]:
-        raise NotImplementedError
+    @abstractmethod
+    def call_for(self, agent: Agent) -> tuple[Call | None, int]: ...
 
 
 def agent_order(
