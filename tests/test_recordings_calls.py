@@ -29,7 +29,7 @@ from media.prompts.audio import load_audio
 from recordings.jobs import JobQueue
 from recordings.metadata import RecordingMeta
 from recordings.store import RecordingStore
-from tests.conftest import engine_config
+from tests.conftest import engine_config, recordings_finished
 from tests.peers.baresip import Baresip, read_wav
 from tests.peers.sipp import Sipp
 from tests.speech import say, write_wav
@@ -57,6 +57,9 @@ def _stereo(path: Path) -> np.ndarray:
 
 
 async def _finished_row(engine: Engine) -> RecordingMeta:
+    # The storage process marks the row complete, then tells its listeners
+    # (transcription queue, history): wait for the whole operation.
+    await recordings_finished(engine)
     store = RecordingStore(engine.config.data_dir / "callcore.db")
     for _ in range(100):
         rows = store.list()
