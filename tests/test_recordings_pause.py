@@ -34,7 +34,7 @@ from media.prompts.tones import dtmf_tone
 from recordings.jobs import JobQueue
 from recordings.metadata import RecordingMeta
 from recordings.store import RecordingStore
-from tests.conftest import engine_config
+from tests.conftest import engine_config, recordings_finished
 from tests.peers.baresip import read_wav
 from tests.peers.sipp import Sipp
 from tests.rtp_pcap import rtp_packets, write_pcap
@@ -114,6 +114,9 @@ async def pay_engine(tmp_path: Path) -> AsyncIterator[Engine]:
 
 
 async def _row(engine: Engine) -> RecordingMeta:
+    # The storage process marks the row complete, then tells its listeners
+    # (transcription queue, history): wait for the whole operation.
+    await recordings_finished(engine)
     store = RecordingStore(engine.config.data_dir / "callcore.db")
     for _ in range(100):
         rows = store.list()
