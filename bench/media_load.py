@@ -239,6 +239,10 @@ class Target(ABC):
         """(media clock ticks so far, of which later than 5 ms), if the side reports them."""
         return None
 
+    def late_causes(self) -> dict[str, float] | None:
+        """Ticks later than 5 ms so far by cause (busy, queued, off_cpu), if reported."""
+        return None
+
     @abstractmethod
     def alive(self) -> bool:
         """Whether the answering process still runs."""
@@ -344,6 +348,13 @@ class EngineTarget(Target):
         if total is None or m is None:
             return None
         return total, total - float(m.group(1))
+
+    def late_causes(self) -> dict[str, float] | None:
+        text = self._metrics()
+        if text is None:
+            return None
+        found = re.findall(r'^callcore_media_late_ticks_total\{cause="(\w+)"\}\s+(\S+)', text, re.M)
+        return {cause: float(value) for cause, value in found} or None
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -464,6 +475,8 @@ class LevelResult:
     ipdv_p99_ms: float | None = None
     drift_ms_per_s: float | None = None
     late_ticks_pct: float | None = None
+    #: Ticks > 5 ms late by cause (the engine's callcore_media_late_ticks_total).
+    late_causes: dict[str, float] | None = None
     cpu_mean: float | None = None
     cpu_peak: float | None = None
     sipp_cpu: float | None = None
@@ -519,8 +532,14 @@ def _sampler(fn: Callable[[], float | None], interval: float = 1.0) -> tuple[Any
     return (stop, t), values
 
 
-def run_level(target: Target, level: int, calls: int, ramp: float, work: Path) -> LevelResult:
-    """Run one concurrency level against an already prepared target."""
+def run_level(
+    target: Target, level: int, calls: int, ramp: float, work: Path, keep_capture: bool = False
+) -> LevelResult:
+    """Run one concurrency level against an already prepared target.
+
+    The capture (``answerer-rtp.pcapng`` in the level's folder) is deleted after
+    analysis unless ``keep_capture`` (``--keep``).
+    """
     rate = max(1.0, math.ceil(level / ramp))
     res = LevelResult(
         target=target.name,
@@ -554,6 +573,7 @@ def run_level(target: Target, level: int, calls: int, ramp: float, work: Path) -
     )
     digits0 = target.digits() or 0.0
     ticks0 = target.tick_counts()
+    causes0 = target.late_causes()
     cap.start()
     cpu = CpuSampler(target.pid)
     cpu.start()
@@ -585,6 +605,9 @@ def run_level(target: Target, level: int, calls: int, ramp: float, work: Path) -
     res.answerer_died = res.answerer_died or bool(res.extra.get("pyvoip_died"))
     res.digits = None if digits1 is None else digits1 - digits0
     ticks1 = target.tick_counts()
+    causes1 = target.late_causes()
+    if causes0 is not None and causes1 is not None:
+        res.late_causes = {k: v - causes0.get(k, 0.0) for k, v in causes1.items()}
     if ticks0 is not None and ticks1 is not None and ticks1[0] > ticks0[0]:
         res.late_ticks_pct = 100.0 * (ticks1[1] - ticks0[1]) / (ticks1[0] - ticks0[0])
     s = result.stats
@@ -612,8 +635,9 @@ def run_level(target: Target, level: int, calls: int, ramp: float, work: Path) -
     if result.returncode not in (0, None) and not res.failed:
         notes.append(f"sipp rc={result.returncode}")
     res.note = "; ".join(notes)
-    with contextlib.suppress(OSError):
-        cap.path.unlink()  # large; the figures are kept
+    if not keep_capture:
+        with contextlib.suppress(OSError):
+            cap.path.unlink()  # large; the figures are kept
     return res
 
 
@@ -624,11 +648,17 @@ def _f(x: float | None, fmt: str = "{:.1f}") -> str:
     return "-" if x is None else fmt.format(x)
 
 
+def _causes(c: dict[str, float] | None) -> str:
+    if not c:
+        return "-"
+    return "/".join(f"{c.get(k, 0.0):.0f}" for k in ("busy", "queued", "off_cpu"))
+
+
 HEADER = (
     f"{'level':>5} {'calls':>5} {'ok':>5} {'fail':>4} {'peak':>5} {'own':>5} {'digits':>6} "
     f"{'jit50':>7} {'jit99':>7} {'ipdv99':>7} {'drift':>6} {'lost':>5} {'cpu%':>6} "
-    f"{'cpu%max':>7} {'tick>5':>6} {'sipp%':>5} {'host%':>5} {'steal':>5} {'wdog':>4} "
-    f"{'load':>5}  note"
+    f"{'cpu%max':>7} {'tick>5':>6} {'late b/q/o':>11} {'sipp%':>5} {'host%':>5} {'steal':>5} "
+    f"{'wdog':>4} {'load':>5}  note"
 )
 
 
@@ -640,7 +670,8 @@ def format_row(r: LevelResult) -> str:
         f"{_f(r.jitter_p50_ms, '{:.2f}'):>7} {_f(r.jitter_p99_ms, '{:.2f}'):>7} "
         f"{_f(r.ipdv_p99_ms, '{:.2f}'):>7} {_f(r.drift_ms_per_s, '{:.1f}'):>6} "
         f"{r.rtp_lost:>5} {_f(r.cpu_mean):>6} {_f(r.cpu_peak):>7} "
-        f"{_f(r.late_ticks_pct, '{:.2f}'):>6} {_f(r.sipp_cpu, '{:.0f}'):>5} "
+        f"{_f(r.late_ticks_pct, '{:.2f}'):>6} {_causes(r.late_causes):>11} "
+        f"{_f(r.sipp_cpu, '{:.0f}'):>5} "
         f"{_f(r.host_busy, '{:.0f}'):>5} {_f(r.host_steal):>5} {r.watchdog_major:>4} "
         f"{r.load_before:>5.2f}  {r.note}"
     )
@@ -661,6 +692,9 @@ def print_table(title: str, rows: list[LevelResult]) -> None:
         "  drift = ms of lateness gained per second; lost = RTP packets missing;"
         " cpu% = answering process tree (100 = one core);\n"
         "  tick>5 = % of the engine's media clock ticks that fired more than 5 ms late;\n"
+        "  late b/q/o = those late ticks by cause (media/rtp/stalls.py): busy = the loop's thread"
+        " was running (engine work), queued = it waited for a CPU another task held,"
+        " off = neither (hypervisor steal, or blocked);\n"
         "  sipp% = SIPp's CPU (100 = one core); host% = whole machine busy (100 = all cores);"
         " steal = % of the vCPUs' time the hypervisor ran other guests;\n"
         "  wdog = SIPp WatchdogMajor (> 0: level void);\n"
@@ -689,7 +723,12 @@ def _workdir(keep: Path | None) -> Iterator[Path]:
 
 
 def run_target(
-    target: Target, levels: list[int], calls_per_level: int | None, ramp: float, work: Path
+    target: Target,
+    levels: list[int],
+    calls_per_level: int | None,
+    ramp: float,
+    work: Path,
+    keep: bool = False,
 ) -> list[LevelResult]:
     """Run the levels in order against ``target``; stop after a collapse."""
     results: list[LevelResult] = []
@@ -698,7 +737,7 @@ def run_target(
         print(f"[{target.name}] level {level}: {calls} calls ...", flush=True)
         try:
             target.start_level(level)
-            r = run_level(target, level, calls, ramp, work)
+            r = run_level(target, level, calls, ramp, work, keep_capture=keep)
         except (RuntimeError, OSError) as exc:
             target.close()
             print(f"[{target.name}] level {level}: aborted: {exc}", flush=True)
@@ -731,7 +770,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--target", choices=("engine", "pyvoip", "both"), default="both")
     ap.add_argument("--ramp", type=float, default=4.0, help="seconds to reach a level")
     ap.add_argument("--json", type=Path, default=None, help="write all figures here")
-    ap.add_argument("--keep", type=Path, default=None, help="keep run files in this folder")
+    ap.add_argument(
+        "--keep", type=Path, default=None, help="keep run files and RTP captures in this folder"
+    )
     ap.add_argument(
         "--nice",
         type=int,
@@ -763,7 +804,8 @@ def main(argv: list[str] | None = None) -> int:
             (work / "engine").mkdir(parents=True, exist_ok=True)
             try:
                 engine.start()
-                rows = run_target(engine, args.levels, args.calls_per_level, args.ramp, work)
+                keep = args.keep is not None
+                rows = run_target(engine, args.levels, args.calls_per_level, args.ramp, work, keep)
             finally:
                 engine.close()
             tables.append(("engine (python -m ivr serve), SIPp uac_pcap direct", rows))
@@ -772,7 +814,9 @@ def main(argv: list[str] | None = None) -> int:
             (work / "pyvoip").mkdir(parents=True, exist_ok=True)
             levels = args.pyvoip_levels or args.levels
             try:
-                rows = run_target(pyv, levels, args.calls_per_level, args.ramp, work)
+                rows = run_target(
+                    pyv, levels, args.calls_per_level, args.ramp, work, args.keep is not None
+                )
             finally:
                 pyv.close()
             tables.append(("pyVoIP 1.6.8 baseline, SIPp uac_pcap -> kamailio -> pyVoIP", rows))

@@ -45,6 +45,7 @@ from media.prompts.player import Prompt
 from media.rtp.clock import MediaClock
 from media.rtp.endpoint import RtpPortPool
 from media.rtp.poller import RtpPoller
+from media.rtp.stalls import ThreadTimes
 from media.session import MediaTotals
 from media.sip.service import SipService
 from media.sip.useragent import UserAgent
@@ -124,6 +125,7 @@ class Engine:
         self.calls: CallManager | None = None
         self.clock: MediaClock | None = None
         self.rtp_poller: RtpPoller | None = None
+        self.thread_times: ThreadTimes | None = None
         self.http: HttpServer | None = None
         self.flow_app: FlowApplication | None = None
         self.outbound: OutboundCalls | None = None  # calls we place (agents' phones)
@@ -206,12 +208,17 @@ class Engine:
         # The UA must advertise the port actually bound (port 0 in tests).
         self.ua.local_port = self.sip.port
         self.rtp_poller = RtpPoller()
+        # Opened here, on the loop's thread: the clock reads this thread's clocks.
+        self.thread_times = ThreadTimes()
+        late_ticks = self.metrics.late_ticks
         self.clock = MediaClock(
             loop,
             on_lateness=self.metrics.tick_lateness.observe,
             after_send=self.gc_pacer,
             poll=self.rtp_poller.poll,
             on_work=self.metrics.tick_work.observe,
+            thread_times=self.thread_times.sample,
+            on_late=lambda cause, _late: late_ticks.labels(cause=cause).inc(),
         )
         ports = RtpPortPool(cfg.sip_host, cfg.rtp_low, cfg.rtp_high, self.rng, self.rtp_poller)
         self.outbound = OutboundCalls(
@@ -362,6 +369,8 @@ class Engine:
             self.clock.close()
         if self.rtp_poller is not None:
             self.rtp_poller.close()
+        if self.thread_times is not None:
+            self.thread_times.close()
         if self.http is not None:
             await self.http.stop()
         if self.flow_app is not None:

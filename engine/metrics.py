@@ -14,6 +14,8 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 
+from media.rtp.stalls import CAUSES
+
 
 class EngineMetrics:
     """The engine's counters and gauges, exposed at ``/metrics``."""
@@ -57,6 +59,17 @@ class EngineMetrics:
             buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1),
             registry=r,
         )
+        self.late_ticks = Counter(
+            "callcore_media_late_ticks_total",
+            "Media clock ticks more than 5 ms late, by cause: busy (the loop's thread was"
+            " running: the engine's own work), queued (it waited for a CPU another task held),"
+            " off_cpu (neither: the hypervisor ran another guest on the vCPU (steal), or the"
+            " thread blocked)",
+            ["cause"],
+            registry=r,
+        )
+        for cause in CAUSES:
+            self.late_ticks.labels(cause=cause)
         self.tick_work = Histogram(
             "callcore_media_tick_work_seconds",
             "How long each media clock lane tick's work took (sends, received RTP, play-out)",

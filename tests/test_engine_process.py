@@ -90,6 +90,8 @@ async def test_sigterm_hangs_up_calls_and_exits(tmp_path: Path) -> None:
         _, metrics = await asyncio.to_thread(_get, f"http://127.0.0.1:{http_port}/metrics")
         assert b"callcore_calls_active 1.0" in metrics
         assert b'callcore_rtp_packets_total{kind="out"}' in metrics
+        for cause in (b"busy", b"queued", b"off_cpu"):  # late media ticks, by cause
+            assert b'callcore_media_late_ticks_total{cause="' + cause + b'"}' in metrics
         proc.send_signal(signal.SIGTERM)
         code = await asyncio.wait_for(proc.wait(), 15)
         result = await handle.wait(20)

@@ -30,6 +30,8 @@ from typing import Protocol
 
 import structlog
 
+from media.rtp.stalls import LATE_THRESHOLD, ThreadSample, classify
+
 log = structlog.get_logger("media.rtp.clock")
 
 #: After this many periods of lateness the schedule jumps instead of catching up.
@@ -77,6 +79,7 @@ class _Schedule:
         loop = self.clock.loop
         now = loop.time()
         lateness = now - self.next_at
+        self.clock.account(lateness)
         skipped = 0
         if lateness > self.period * MAX_CATCH_UP_PERIODS:
             self.late_ticks += 1
@@ -124,6 +127,11 @@ class MediaClock:
     ``on_work`` (optional) receives how long each lane tick's work took, for
     ``callcore_media_tick_work_seconds``: a lane whose work nears the lane
     spacing makes the next lane late.
+    ``thread_times`` (optional, :meth:`media.rtp.stalls.ThreadTimes.sample`)
+    is read once per tick; with it, every tick later than
+    :data:`media.rtp.stalls.LATE_THRESHOLD` is given a cause (``busy``,
+    ``queued``, ``off_cpu``: see :mod:`media.rtp.stalls`) and passed to
+    ``on_late(cause, lateness)``, for ``callcore_media_late_ticks_total``.
     """
 
     def __init__(
@@ -134,6 +142,8 @@ class MediaClock:
         poll: Callable[[float], object] | None = None,
         on_work: Callable[[float], None] | None = None,
         work_clock: Callable[[], float] = time.perf_counter,
+        thread_times: Callable[[], ThreadSample] | None = None,
+        on_late: Callable[[str, float], None] | None = None,
     ) -> None:
         self.loop = loop
         self._lanes: dict[int, list[_Schedule]] = {}
@@ -151,6 +161,40 @@ class MediaClock:
         #: them: the loop's own clock has millisecond steps under uvloop).
         self.on_work: Callable[[float], None] = on_work or (lambda _seconds: None)
         self.work_clock = work_clock
+        self.thread_times = thread_times
+        self.on_late: Callable[[str, float], None] = on_late or (lambda _cause, _late: None)
+        #: Late ticks by cause since start (with ``thread_times``).
+        self.late_causes: dict[str, int] = {}
+        self._last_sample: ThreadSample | None = None
+        self._stall_cause: str | None = None  # the cause of the stall being caught up
+
+    def account(self, lateness: float) -> None:
+        """Read the loop thread's clocks for a tick firing ``lateness`` s late;
+        give a late tick its cause.
+
+        The interval since the previous reading (the previous tick of any
+        lane) may hold sleep up to this tick's deadline, which is not a
+        cause. A tick whose deadline had passed before that reading was
+        late for the same reason as the previous one (catching up after one
+        stall), so it inherits that cause.
+        """
+        if self.thread_times is None:
+            return
+        sample = self.thread_times()
+        last = self._last_sample
+        self._last_sample = sample
+        if lateness <= LATE_THRESHOLD:
+            self._stall_cause = None
+            return
+        if last is None:
+            return
+        gap = sample.wall - last.wall
+        cause = self._stall_cause
+        if cause is None or lateness <= gap:  # a new stall, not the catch-up of the last
+            cause = classify(last, sample, idle_allowed=gap - lateness)
+        self._stall_cause = cause
+        self.late_causes[cause] = self.late_causes.get(cause, 0) + 1
+        self.on_late(cause, lateness)
 
     def register(self, member: Ticking, ptime_ms: int) -> int:
         """Start calling ``member.tick(now, skipped)`` every ``ptime_ms``; returns its key."""
