@@ -65,7 +65,7 @@ async def test_concurrent_prompts_all_rendered_and_loop_keeps_running(tmp_path: 
     assert all(n > 8000 for n in lengths)
     assert len({a.tobytes() for a in results.values()}) == len(PHRASES)
     assert ticks > 0  # the event loop ran while speech was synthesized
-    assert tts.fallbacks == 0
+    assert tts.fallbacks == 0, list(tts.fallback_errors)
 
 
 async def test_espeak_fallback_path(tmp_path: Path) -> None:
@@ -73,3 +73,15 @@ async def test_espeak_fallback_path(tmp_path: Path) -> None:
     audio = await tts.render("Goodbye.")
     assert 0.3 < len(audio) / 8000 < 3.0
     assert tts.syntheses == 1
+
+
+async def test_a_pyttsx3_failure_falls_back_and_says_why(tmp_path: Path) -> None:
+    tts = TtsRenderer(tmp_path, pyttsx3_timeout=1e-6)  # no engine answers that fast
+    try:
+        audio = await tts.render("Please hold.")
+        assert 0.3 < len(audio) / 8000 < 3.0  # the espeak-ng command rendered it
+        assert tts.fallbacks == 1
+        assert len(tts.fallback_errors) == 1
+        assert "TtsError: pyttsx3 did not finish within" in tts.fallback_errors[0]
+    finally:
+        tts.close()

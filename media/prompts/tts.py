@@ -32,7 +32,7 @@ import struct
 import subprocess
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Iterable
 from concurrent.futures import Future
 from pathlib import Path
@@ -86,7 +86,8 @@ class TtsRenderer:
     ``use_pyttsx3=False`` renders with the ``espeak-ng`` command only.
     Counters: ``syntheses`` (prompts actually synthesized: cache hits and
     coalesced requests do not count) and ``fallbacks`` (of those, how many
-    the ``espeak-ng`` command rendered after pyttsx3 failed or timed out).
+    the ``espeak-ng`` command rendered after pyttsx3 failed or timed out),
+    with ``fallback_errors``: why pyttsx3 failed, the last few.
     """
 
     def __init__(
@@ -112,6 +113,7 @@ class TtsRenderer:
         self.memory_items = memory_items
         self.syntheses = 0
         self.fallbacks = 0
+        self.fallback_errors: deque[str] = deque(maxlen=8)
         self._memory: OrderedDict[str, np.ndarray] = OrderedDict()
         self._pending: dict[str, asyncio.Future[np.ndarray]] = {}
         self._jobs: queue.Queue[_Job | None] = queue.Queue()
@@ -209,9 +211,11 @@ class TtsRenderer:
                 await self._pyttsx3(text, tmp)
             except Exception as exc:
                 tmp.unlink(missing_ok=True)
+                error = f"{type(exc).__name__}: {exc}"
+                self.fallback_errors.append(error)
                 log.warning(
                     "tts.pyttsx3_failed",
-                    error=str(exc) or type(exc).__name__,
+                    error=error,
                     text=text[:40],
                     fallback="espeak-ng",
                 )
