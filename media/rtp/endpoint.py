@@ -106,6 +106,18 @@ def _drop(_data: bytes, _addr: Addr) -> None:
     return None
 
 
+def _bound(family: socket.AddressFamily, host: str, port: int) -> socket.socket | None:
+    """A non-blocking UDP socket bound to ``host:port``, None if the port is taken."""
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        sock.setblocking(False)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        return None
+    return sock
+
+
 class RtpPortPool:
     """Allocates RTP/RTCP port pairs from ``[low, high)`` on ``host``.
 
@@ -139,26 +151,29 @@ class RtpPortPool:
     async def open(self) -> RtpEndpoint:
         """Bind a free pair; raises :class:`PortRangeExhausted` when none is left."""
         loop = asyncio.get_running_loop()
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         pairs = self.capacity
         start = self._rng.randrange(pairs)
         for i in range(pairs):
             port = self.low + 2 * ((start + i) % pairs)
             if port in self._in_use:
                 continue
-            raw = socket.socket(
-                socket.AF_INET6 if ":" in self.host else socket.AF_INET, socket.SOCK_DGRAM
-            )
-            try:
-                raw.setblocking(False)
-                raw.bind((self.host, port))
-            except OSError:
+            raw = _bound(family, self.host, port)
+            if raw is None:
+                continue
+            # The RTCP socket is bound here too and handed over as ``sock``: with
+            # ``local_addr`` the loop resolves the address first, which under
+            # uvloop is a round trip through its thread pool for every call.
+            rtcp_sock = _bound(family, self.host, port + 1)
+            if rtcp_sock is None:
                 raw.close()
                 continue
             try:
                 _, rtcp = await loop.create_datagram_endpoint(
-                    lambda: _Socket(_drop), local_addr=(self.host, port + 1)
+                    lambda: _Socket(_drop), sock=rtcp_sock
                 )
             except OSError:
+                rtcp_sock.close()
                 raw.close()
                 continue
             self._in_use.add(port)
