@@ -335,8 +335,16 @@ class EngineTarget(Target):
         return None if text is None else parse_metric(text, "callcore_dtmf_digits_total")
 
     def own_active_calls(self) -> float | None:
-        text = self._metrics()
-        return None if text is None else parse_metric(text, "callcore_calls_active")
+        # Sampled every second during a level: /health, not /metrics, whose
+        # render takes the engine's loop a few milliseconds each time.
+        try:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{self.http_port}/health", timeout=2
+            ) as resp:
+                active = json.loads(resp.read())["calls_active"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return float(active) if isinstance(active, int | float) else None
 
     def tick_counts(self) -> tuple[float, float] | None:
         text = self._metrics()

@@ -138,3 +138,78 @@ async def test_each_lane_tick_reports_how_long_its_work_took_and_polls_once() ->
     assert len(work) >= 5 and len(polls) == len(work)
     assert all(0.003 <= w < 0.5 for w in work), work  # the sleep is inside the measured work
     assert [now for now, _ in member.ticks[: len(polls)]] == polls[: len(member.ticks)]
+
+
+class _Member:
+    """Records its ticks and slower work; ``work_s`` of blocking work in ``after_tick``."""
+
+    def __init__(self, log: list[tuple[str, int, float]], n: int, work_s: float) -> None:
+        self.log = log
+        self.n = n
+        self.work_s = work_s
+
+    def tick(self, now: float, skipped: int = 0) -> None:
+        self.log.append(("tick", self.n, now))
+
+    def after_tick(self, now: float) -> None:
+        self.log.append(("after", self.n, now))
+        if self.work_s:
+            time.sleep(self.work_s)
+
+
+async def _lanes_with_slow_work(
+    work: dict[int, float], periods: int
+) -> tuple[list[tuple[str, int, float]], list[float]]:
+    """Lanes of a 20 ms clock where lane k's members do ``work[k]`` s each of slower work
+    (4 members in lane 0, 1 in each other lane); returns (log, lateness of every tick)."""
+    loop = asyncio.get_running_loop()
+    late: list[float] = []
+    clock = MediaClock(loop, on_lateness=late.append)
+    log: list[tuple[str, int, float]] = []
+    keys = [clock.register(_Member(log, n, work[n % 4]), 20) for n in range(16)]
+    for n, key in enumerate(keys):  # keep 4 members in lane 0, 1 in lanes 1-3
+        if n % 4 and n >= 4:
+            clock.unregister(key)
+    try:
+        while sum(1 for what, n, _ in log if what == "tick" and n == 1) < periods:
+            await asyncio.sleep(0.005)
+    finally:
+        clock.close()
+    return log, late
+
+
+async def test_a_lanes_slower_work_waits_for_the_next_lanes_sends() -> None:
+    # Lane 0's four members do 2.5 ms of play-out work each: 10 ms, twice the
+    # lane spacing. Without deferral lane 1 would send 5 ms late every period.
+    log, _ = await _lanes_with_slow_work({0: 0.0025, 1: 0.0, 2: 0.0, 3: 0.0}, periods=12)
+    lane0 = [now for what, n, now in log if what == "tick" and n == 0]
+    lane1 = [now for what, n, now in log if what == "tick" and n == 1]
+    # lane 1 fires 5 ms after lane 0 of the same period (its grid), not after its 10 ms
+    pairs = [(max(t for t in lane0 if t <= t1), t1) for t1 in lane1[2:] if lane0[0] <= t1]
+    offsets = [t1 - t0 for t0, t1 in pairs]
+    assert statistics.median(offsets) < 0.0075, offsets
+    # and lane 1 sent while lane 0's slower work of that period was still going on
+    index = {(what, n, now): i for i, (what, n, now) in enumerate(log)}
+    between = 0
+    for t0, t1 in pairs:
+        afters = [index[("after", n, t0)] for n in (0, 4, 8, 12) if ("after", n, t0) in index]
+        if afters and min(afters) < index[("tick", 1, t1)] < max(afters):
+            between += 1
+    assert between >= len(pairs) // 2, (between, len(pairs))
+
+
+async def test_each_members_slower_work_runs_before_its_next_send_even_overloaded() -> None:
+    # 4 x 6 ms in lane 0 and 5 ms in each other lane: 39 ms of work a 20 ms period.
+    log, _ = await _lanes_with_slow_work({0: 0.006, 1: 0.005, 2: 0.005, 3: 0.005}, periods=6)
+    by_member: dict[int, list[tuple[str, float]]] = {}
+    for what, n, now in log:
+        by_member.setdefault(n, []).append((what, now))
+    for n, events in by_member.items():
+        whats = [what for what, _ in events]
+        # strictly tick, after, tick, after ... (the last after may still be queued)
+        assert whats[::2] == ["tick"] * len(whats[::2]), (n, whats)
+        assert whats[1::2] == ["after"] * len(whats[1::2]), (n, whats)
+        # each after belongs to the tick before it (same period's now)
+        for (w1, t1), (w2, t2) in itertools.pairwise(events):
+            if w1 == "tick":
+                assert w2 == "after" and t2 == t1
