@@ -207,6 +207,9 @@ class CallManager:
             rtp_port=endpoint.port,
         )
         leg.task = self._spawn(self._run_application(leg))
+        # A finished task keeps its exception (CancelledError at hang-up), whose
+        # traceback holds this leg: drop it, or leg and task form a cycle.
+        leg.task.add_done_callback(lambda _task: setattr(leg, "task", None))
 
     async def _run_application(self, leg: _Leg) -> None:
         assert leg.call is not None

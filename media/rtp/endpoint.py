@@ -100,6 +100,7 @@ class RtpEndpoint:
         if self._rtcp.transport is not None:
             self._rtcp.transport.close()
             self._rtcp.transport = None
+        self._rtcp.handler = _drop  # the session's handler refers back to the session
 
 
 def _drop(_data: bytes, _addr: Addr) -> None:
