@@ -13,14 +13,6 @@ streams that offset spans ~4 ms and moves as calls come and go, which is
 send jitter (bench/media_load.py: p99 6.4-7.8 ms at 300 calls with one
 burst). With four lanes a burst is a quarter as long, and the loop gets
 back to incoming packets between bursts.
-Only the sends are due at the deadline. A lane tick's slower work (the poll
-of received RTP, then each member's ``after_tick``: play-out, capture, DTMF,
-RTCP) runs until the next lane is due and stops there; what is left runs
-right after that lane's sends. So one lane's heavy period (a burst of
-received packets, many captures flushing) does not hold back the next lane's
-packets by more than one member's ``after_tick``, and a member's
-``after_tick`` of a period still runs before its next ``tick`` (a lane
-finishes its own queued work before it sends again).
 If the loop falls more than a few periods behind (a stall), the schedule skips
 forward rather than bursting packets, and tells every member how many periods
 it skipped (``tick(now, skipped)``) so streams can jump their RTP timestamps by
@@ -33,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
@@ -47,9 +38,6 @@ log = structlog.get_logger("media.rtp.clock")
 MAX_CATCH_UP_PERIODS = 3
 #: Distance between the lanes of one ptime (seconds): 20 ms -> 4 lanes, 30 ms -> 6.
 LANE_SPACING = 0.005
-#: A lane's slower work stops this long before the next lane is due (seconds):
-#: the loop clock it is judged by has millisecond steps under uvloop.
-DEFER_GUARD = 0.001
 
 
 class Ticking(Protocol):
@@ -97,9 +85,6 @@ class _Schedule:
             self.late_ticks += 1
             skipped = int(lateness / self.period)  # deadlines passed with no frame
             self.next_at = now
-        clock = self.clock
-        if clock.backlog:  # this lane's slower work of last period comes before its sends
-            clock.finish_lane(self)
         members = list(self.members.values())
         # Two phases: every stream sends first (a short, regular burst), then
         # each does its slower work (play-out, capture, DTMF, RTCP).
@@ -109,32 +94,23 @@ class _Schedule:
             except Exception:  # one broken call must never stop the clock of the others
                 log.exception("media.clock.tick_failed", member=repr(member))
         try:
-            clock.after_send()
+            self.clock.after_send()
         except Exception:
             log.exception("media.clock.after_send_failed")
-        clock.backlog.append(_SlowWork(self, members, now))
+        try:
+            self.clock.poll(now)  # received RTP of every call (media.rtp.poller)
+        except Exception:
+            log.exception("media.clock.poll_failed")
+        for member in members:
+            try:
+                member.after_tick(now)
+            except Exception:
+                log.exception("media.clock.after_tick_failed", member=repr(member))
+        self.clock.ticks += 1
+        self.clock.on_lateness(lateness)
+        self.clock.on_work(self.clock.work_clock() - started)
         self.next_at += self.period
-        # The slower work runs until the next lane is due; what is left runs
-        # right after that lane's sends.
-        clock.run_backlog(started + clock.until_next_deadline(now) - DEFER_GUARD)
-        clock.ticks += 1
-        clock.on_lateness(lateness)
-        clock.on_work(clock.work_clock() - started)
         self.handle = loop.call_at(self.next_at, self._fire)
-
-
-class _SlowWork:
-    """One lane tick's slower work: the poll of received RTP, then every
-    member's ``after_tick``; ``done`` members so far."""
-
-    __slots__ = ("done", "lane", "members", "now", "polled")
-
-    def __init__(self, lane: _Schedule, members: list[Ticking], now: float) -> None:
-        self.lane = lane
-        self.members = members
-        self.now = now
-        self.done = 0
-        self.polled = False
 
 
 class MediaClock:
@@ -146,9 +122,8 @@ class MediaClock:
     ``on_lateness`` (optional) receives each tick's lateness in seconds, for the
     ``callcore_media_tick_lateness_seconds`` histogram; ``after_send``
     (optional) runs after every lane's burst of sends; ``poll(now)``
-    (optional) first in the slower work of a lane tick, before the members'
-    ``after_tick``: the engine reads every call's received RTP there
-    (:class:`media.rtp.poller.RtpPoller`).
+    (optional) right after it, before the members' slower work: the engine
+    reads every call's received RTP there (:class:`media.rtp.poller.RtpPoller`).
     ``on_work`` (optional) receives how long each lane tick's work took, for
     ``callcore_media_tick_work_seconds``: a lane whose work nears the lane
     spacing makes the next lane late.
@@ -191,8 +166,6 @@ class MediaClock:
         #: Late ticks by cause since start (with ``thread_times``).
         self.late_causes: dict[str, int] = {}
         self._last_sample: ThreadSample | None = None
-        #: Slower work of lane ticks not done yet (see :meth:`run_backlog`).
-        self.backlog: deque[_SlowWork] = deque()
         self._stall_cause: str | None = None  # the cause of the stall being caught up
 
     def account(self, lateness: float) -> None:
@@ -250,60 +223,6 @@ class MediaClock:
         if not schedule.members:
             schedule.stop()
 
-    def until_next_deadline(self, now: float) -> float:
-        """Seconds from ``now`` (loop time) to the next deadline of any running lane."""
-        nearest = math.inf
-        for lanes in self._lanes.values():
-            for lane in lanes:
-                if lane.handle is not None and lane.next_at < nearest:
-                    nearest = lane.next_at
-        return nearest - now
-
-    def run_backlog(self, until: float) -> None:
-        """Do the slower work queued by lane ticks, oldest first, until
-        ``work_clock()`` reaches ``until``; the rest stays queued."""
-        backlog = self.backlog
-        while backlog:
-            if not self._work_on(backlog[0], until):
-                return
-            backlog.popleft()
-
-    def finish_lane(self, lane: _Schedule) -> None:
-        """Do the queued slower work up to the last item of ``lane`` (its
-        members' ``after_tick`` of a period runs before their next ``tick``)."""
-        backlog = self.backlog
-        while any(work.lane is lane for work in backlog):
-            self._work_on(backlog[0], math.inf)
-            backlog.popleft()
-
-    def _work_on(self, work: _SlowWork, until: float) -> bool:
-        """Advance one item; True when it is done, False when ``until`` came first."""
-        clock = self.work_clock
-        if not work.polled:
-            if clock() >= until:
-                return False
-            work.polled = True
-            try:
-                self.poll(work.now)  # received RTP of every call (media.rtp.poller)
-            except Exception:
-                log.exception("media.clock.poll_failed")
-        members = work.members
-        now = work.now
-        i = work.done
-        n = len(members)
-        while i < n:
-            if clock() >= until:
-                work.done = i
-                return False
-            member = members[i]
-            i += 1
-            try:
-                member.after_tick(now)
-            except Exception:
-                log.exception("media.clock.after_tick_failed", member=repr(member))
-        work.done = n
-        return True
-
     def members(self) -> int:
         """How many streams the clock drives now."""
         return len(self._keys)
@@ -315,4 +234,3 @@ class MediaClock:
                 schedule.stop()
                 schedule.members.clear()
         self._keys.clear()
-        self.backlog.clear()
