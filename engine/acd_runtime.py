@@ -636,6 +636,12 @@ class AcdRuntime:
         self._report_stay(waiter)
         if not waiter.done.done():
             waiter.done.cancel()
+        # Break the cycles through the waiter (see tests/test_engine_no_cycles.py):
+        # a cancelled task's traceback holds the waiter, the agent leg's hold
+        # callback too; left in place, the call is freed only by a full collection.
+        waiter.treatment = waiter.offers = None
+        if waiter.leg is not None:
+            waiter.leg.on_hold = None
 
     def _report_stay(self, waiter: _Waiter) -> None:
         if not self.on_stay:

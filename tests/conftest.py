@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import collections
+import gc
 import random
 import time
 from collections.abc import AsyncIterator
@@ -64,3 +66,19 @@ async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
         yield eng
     finally:
         await eng.stop()
+
+
+def engine_garbage_cycles() -> collections.Counter[str]:
+    """Objects of the engine's packages that only a full collection would free
+    (reference cycles), by type; collects, and leaves nothing saved behind."""
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        gc.collect()
+        return collections.Counter(
+            f"{type(o).__module__}.{type(o).__qualname__}"
+            for o in gc.garbage
+            if type(o).__module__.split(".")[0] in ("media", "engine", "recordings", "ivr", "acd")
+        )
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()

@@ -53,7 +53,7 @@ from media.g711 import alaw_decode
 from media.prompts.audio import load_audio
 from media.prompts.tones import silence
 from recordings.recorder import safe_name
-from tests.conftest import engine_config, recordings_finished
+from tests.conftest import engine_config, engine_garbage_cycles, recordings_finished
 from tests.peers.baresip import Baresip, read_wav, write_wav
 from tests.peers.capture import RtpCapture
 from tests.peers.sipp import Sipp, SippResult
@@ -425,6 +425,10 @@ async def test_callers_hear_position_and_wait_then_are_bridged_in_order(
     # the call's start: look from a little before the hold.
     window = stereo[hold - int(0.1 * RATE) : hold + int(1.5 * RATE), 1]
     assert _best_correlation(comfort_tone()[: int(0.6 * RATE)], window) > 0.9
+
+    # -------- the bridged calls, waiters and agent legs left no reference cycles
+    await asyncio.sleep(1.0)  # the last transports close on later loop passes
+    assert not engine_garbage_cycles()
 
 
 async def test_ring_no_answer_cancels_then_the_caller_overflows_to_the_flow(

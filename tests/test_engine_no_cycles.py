@@ -13,24 +13,14 @@ a call cancelled while ringing) and then asks the collector what it found.
 from __future__ import annotations
 
 import asyncio
-import collections
 import gc
 from pathlib import Path
 
 from engine.app import Engine
-from tests.conftest import engine_config, recordings_finished
+from tests.conftest import engine_config, engine_garbage_cycles, recordings_finished
 from tests.peers.sipp import Sipp
 
 SHARED_PEERS = Path(__file__).resolve().parents[2] / "shared" / "peers"
-OURS = ("media", "engine", "recordings", "ivr", "acd")
-
-
-def _ours(objects: list[object]) -> collections.Counter[str]:
-    return collections.Counter(
-        f"{type(o).__module__}.{type(o).__qualname__}"
-        for o in objects
-        if type(o).__module__.split(".")[0] in OURS
-    )
 
 
 async def test_ended_calls_leave_no_cycles_of_engine_objects(tmp_path: Path) -> None:
@@ -46,13 +36,7 @@ async def test_ended_calls_leave_no_cycles_of_engine_objects(tmp_path: Path) -> 
         await recordings_finished(eng)
         assert eng.calls is not None and not eng.calls.legs
         await asyncio.sleep(0.5)  # the last transports close on later loop passes
-        gc.set_debug(gc.DEBUG_SAVEALL)
-        try:
-            gc.collect()
-            found = _ours(gc.garbage)
-        finally:
-            gc.set_debug(0)
-            gc.garbage.clear()
+        found = engine_garbage_cycles()
         assert not found, f"cycles of ended calls, freed only by a full collection: {found}"
         assert eng.calls is not None and len(eng.calls.finished_calls) == 4
     finally:
