@@ -806,13 +806,13 @@ def main(argv: list[str] | None = None) -> int:
 
     all_results: dict[str, list[dict[str, Any]]] = {}
     tables: list[tuple[str, list[LevelResult]]] = []
+    keep = args.keep is not None
     with _workdir(args.keep) as work:
         if args.target in ("engine", "both"):
             engine = EngineTarget(work / "engine", rtp_ports=min(9000, 8 * max(args.levels) + 64))
             (work / "engine").mkdir(parents=True, exist_ok=True)
             try:
                 engine.start()
-                keep = args.keep is not None
                 rows = run_target(engine, args.levels, args.calls_per_level, args.ramp, work, keep)
             finally:
                 engine.close()
@@ -822,9 +822,7 @@ def main(argv: list[str] | None = None) -> int:
             (work / "pyvoip").mkdir(parents=True, exist_ok=True)
             levels = args.pyvoip_levels or args.levels
             try:
-                rows = run_target(
-                    pyv, levels, args.calls_per_level, args.ramp, work, args.keep is not None
-                )
+                rows = run_target(pyv, levels, args.calls_per_level, args.ramp, work, keep)
             finally:
                 pyv.close()
             tables.append(("pyVoIP 1.6.8 baseline, SIPp uac_pcap -> kamailio -> pyVoIP", rows))

@@ -7,6 +7,7 @@ import random
 import socket
 
 import pytest
+import uvloop
 
 from media.rtp.endpoint import PortRangeExhausted, RtpPortPool
 from media.rtp.poller import RtpPoller
@@ -88,7 +89,6 @@ async def test_a_pair_whose_rtcp_port_is_taken_is_skipped() -> None:
 
 
 def test_the_same_on_uvloop_the_engines_loop() -> None:
-    uvloop = pytest.importorskip("uvloop")
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(test_a_pair_is_bound_and_given_back())
         runner.run(test_a_pair_whose_rtcp_port_is_taken_is_skipped())

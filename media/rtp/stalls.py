@@ -68,12 +68,13 @@ def classify(before: ThreadSample, after: ThreadSample, idle_allowed: float) -> 
 
 
 class ThreadTimes:
-    """Reads the clocks of the thread that created it (call it from that thread).
+    """Reads the clocks of the thread that created it: create it and call
+    :meth:`sample` on that thread (the CPU time is the calling thread's).
 
     The run-queue wait comes from ``/proc/thread-self/schedstat`` (Linux with
-    scheduler statistics); elsewhere it reads 0.0 and a wait counts as
-    ``off_cpu``. The file is opened once: ``/proc/thread-self`` is resolved at
-    open time, so later reads describe this thread whichever thread reads.
+    scheduler statistics), opened once (``/proc/thread-self`` is resolved at
+    open time); where that file is missing or unreadable the wait reads 0.0
+    and a wait counts as ``off_cpu``.
     """
 
     def __init__(self) -> None:
@@ -81,7 +82,7 @@ class ThreadTimes:
         try:
             self._fd = os.open("/proc/thread-self/schedstat", os.O_RDONLY)
             self._read_queued()
-        except (OSError, ValueError):
+        except (OSError, ValueError, IndexError):
             self.close()
 
     @property
