@@ -70,7 +70,9 @@ async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
 
 def engine_garbage_cycles() -> collections.Counter[str]:
     """Objects of the engine's packages that only a full collection would free
-    (reference cycles), by type; collects, and leaves nothing saved behind."""
+    (reference cycles), by type; collects, and leaves nothing saved behind.
+    It sees the whole process: call ``gc.collect()`` before the calls under
+    test, so that what earlier tests left does not count."""
     gc.set_debug(gc.DEBUG_SAVEALL)
     try:
         gc.collect()
