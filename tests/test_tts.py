@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -85,3 +87,67 @@ async def test_a_pyttsx3_failure_falls_back_and_says_why(tmp_path: Path) -> None
         assert "TtsError: pyttsx3 did not finish within" in tts.fallback_errors[0]
     finally:
         tts.close()
+
+
+def _cpu_ticks(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+async def test_a_pyttsx3_process_crashing_mid_prompt_costs_one_fallback(tmp_path: Path) -> None:
+    """pyttsx3 runs in its own process (media/prompts/tts_child.py): when that
+    process dies of a fault while it speaks (SIGSEGV, as libespeak-ng once did
+    inside the engine), the prompt comes from the espeak-ng command, the reason
+    is kept, and the next prompt gets pyttsx3 again in a new process."""
+    tts = TtsRenderer(tmp_path)
+    try:
+        await tts.render("Thank you for calling.")
+        child = tts._child
+        assert child is not None and child.pid != os.getpid()
+        assert tts.child_starts == 1 and tts.fallbacks == 0
+        idle = _cpu_ticks(child.pid)
+        long_text = " ".join(f"Option {n}: please hold for the next agent." for n in range(60))
+        task = asyncio.ensure_future(tts.render(long_text))
+        for _ in range(500):  # until it is busy on our prompt (~30 ms of CPU)
+            await asyncio.sleep(0.01)
+            if _cpu_ticks(child.pid) - idle >= 3:
+                break
+        else:
+            raise AssertionError("the pyttsx3 process never started on the prompt")
+        os.kill(child.pid, signal.SIGSEGV)
+        audio = await task
+        assert len(audio) / 8000 > 30  # all of it, from the espeak-ng command
+        assert tts.fallbacks == 1
+        assert list(tts.fallback_errors) == [
+            "TtsError: the pyttsx3 process died (killed by SIGSEGV)"
+        ]
+        again = await tts.render("Your call is important to us.")
+        assert len(again) > 8000
+        assert tts.fallbacks == 1  # pyttsx3 again, in a new process
+        assert tts.child_starts == 2
+    finally:
+        tts.close()
+    assert tts._child is None  # close() ended the process
+
+
+async def test_a_pyttsx3_process_found_dead_is_replaced_before_use(tmp_path: Path) -> None:
+    tts = TtsRenderer(tmp_path)
+    try:
+        await tts.render("Thank you for calling.")
+        child = tts._child
+        assert child is not None
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(timeout=10)
+        await tts.render("Please stay on the line.")
+        assert (tts.child_starts, tts.fallbacks) == (2, 0)
+    finally:
+        tts.close()
+
+
+async def test_close_ends_the_pyttsx3_process(tmp_path: Path) -> None:
+    tts = TtsRenderer(tmp_path)
+    await tts.render("Goodbye.")
+    child = tts._child
+    assert child is not None and child.poll() is None
+    tts.close()
+    assert child.poll() == 0  # it saw its socket close and exited by itself

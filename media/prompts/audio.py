@@ -29,7 +29,7 @@ import numpy as np
 from media.g711 import alaw_decode, ulaw_decode
 from media.resample import resample
 
-__all__ = ["RATE", "AudioError", "WavFormat", "decode_wav", "load_audio"]
+__all__ = ["RATE", "AudioError", "WavFormat", "decode_wav", "load_audio", "wav_complete"]
 
 RATE = 8000
 PCM, FLOAT, ALAW, ULAW, EXTENSIBLE = 1, 3, 6, 7, 0xFFFE
@@ -214,3 +214,23 @@ def _to_float(fmt: WavFormat, raw: bytes, source: str) -> np.ndarray:
         return decode(raw).astype(np.float64)
     name = FORMAT_NAMES[tag]
     raise AudioError(f"{source}: {name} with {width * 8}-bit samples is not supported")
+
+
+def wav_complete(path: Path) -> bool:
+    """Whether ``path`` is a fully written WAV: the RIFF size matches the file
+    size and a data chunk with at least one sample lies inside the file."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return False
+    if len(data) < 44 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        return False
+    if struct.unpack_from("<I", data, 4)[0] + 8 != len(data):
+        return False
+    pos = 12
+    while pos + 8 <= len(data):
+        cid, size = struct.unpack_from("<4sI", data, pos)
+        if cid == b"data":
+            return 0 < size <= len(data) - pos - 8
+        pos += 8 + size + (size & 1)
+    return False

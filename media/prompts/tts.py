@@ -1,16 +1,19 @@
 """Text-to-speech prompts rendered ahead of time, cached, never on the event loop.
 
 pyttsx3 (driving libespeak-ng) is not thread-safe and loses output when
-used back to back (../shared/SPEECH.md). So each :class:`TtsRenderer` runs
-it on ONE dedicated worker thread fed by a queue, one utterance at a time:
-``save_to_file`` + ``runAndWait``, then a wait (bounded) for the
+used back to back (../shared/SPEECH.md), and a fault in libespeak-ng ends
+the process it runs in (:mod:`media.prompts.tts_child` says how the engine
+died of one). So each :class:`TtsRenderer` runs pyttsx3 in ONE child process
+(``python -m media.prompts.tts_child``, started on first use, niced), fed one
+utterance at a time by a worker thread that only waits on the child's socket:
+``save_to_file`` + ``runAndWait`` there, then a wait (bounded) for the
 ``finished-utterance`` event and for the WAV to be complete (RIFF size equal
 to the file size, a non-empty data chunk inside it). If pyttsx3 raises,
-reports an incomplete utterance, or does not finish within
-``pyttsx3_timeout``, the ``espeak-ng -w`` command (process-isolated, same
-voice) renders the prompt instead, and a warning is logged. While a
-timed-out utterance still occupies the worker, new prompts go straight to
-the command.
+reports an incomplete utterance, does not finish within ``pyttsx3_timeout``
+(the child is killed) or its process dies, the ``espeak-ng -w`` command
+(same voice) renders the prompt instead, and a warning is logged; the next
+prompt starts a new child. While a timed-out utterance still occupies the
+worker, new prompts go straight to the command.
 
 Results are 8 kHz int16 mono arrays (read-only: they are shared), cached on
 disk as ``<sha256(text|voice|rate)>.wav`` (written to a temporary name and
@@ -24,55 +27,37 @@ renderer per process (the composition root does).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import queue
 import shutil
-import struct
+import signal
+import socket
 import subprocess
+import sys
 import threading
-import time
 from collections import OrderedDict, deque
 from collections.abc import Iterable
 from concurrent.futures import Future
+from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import structlog
 
-from media.prompts.audio import AudioError, load_audio
+from media.prompts.audio import AudioError, load_audio, wav_complete
 
 __all__ = ["TtsError", "TtsRenderer", "wav_complete"]
 
 log = structlog.get_logger("media.prompts.tts")
 
-#: How long the worker waits for pyttsx3 to finish writing a completed utterance.
-WRITE_GRACE = 5.0
+#: Added to the engine's niceness for the pyttsx3 process: rendering can wait, media cannot.
+TTS_NICE = 10
 
 
 class TtsError(RuntimeError):
     """No audio could be produced for a prompt; the message says why."""
-
-
-def wav_complete(path: Path) -> bool:
-    """Whether ``path`` is a fully written WAV: the RIFF size matches the file
-    size and a data chunk with at least one sample lies inside the file."""
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return False
-    if len(data) < 44 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
-        return False
-    if struct.unpack_from("<I", data, 4)[0] + 8 != len(data):
-        return False
-    pos = 12
-    while pos + 8 <= len(data):
-        cid, size = struct.unpack_from("<4sI", data, pos)
-        if cid == b"data":
-            return 0 < size <= len(data) - pos - 8
-        pos += 8 + size + (size & 1)
-    return False
 
 
 _Job = tuple[str, Path, "Future[None]"]
@@ -120,7 +105,11 @@ class TtsRenderer:
         self._thread: threading.Thread | None = None
         self._busy_abandoned = 0  # timed-out utterances still running on the worker
         self._closed = False
-        self._engine: Any = None  # pyttsx3 engine, touched only by the worker thread
+        # The pyttsx3 process and its socket: touched by the worker thread only.
+        self._child: subprocess.Popen[bytes] | None = None
+        self._conn: Connection | None = None
+        #: pyttsx3 processes started so far (a restart after a death or a timeout adds one).
+        self.child_starts = 0
 
     # ------------------------------------------------------------ public API
     def key(self, text: str) -> str:
@@ -174,12 +163,14 @@ class TtsRenderer:
         return dict(zip(unique, results, strict=True))
 
     def close(self) -> None:
-        """Stop the worker thread after the utterances already queued; later
-        :meth:`render` calls raise TtsError."""
+        """Stop the worker thread after the utterances already queued, and its
+        pyttsx3 process; later :meth:`render` calls raise TtsError."""
         self._closed = True
         if self._thread is not None and self._thread.is_alive():
             self._jobs.put(None)
             self._thread.join(timeout=self.pyttsx3_timeout)
+        if self._thread is None or not self._thread.is_alive():
+            self._stop_child()  # the worker is done with it
         self._thread = None
 
     # ------------------------------------------------------------- internals
@@ -293,36 +284,67 @@ class TtsRenderer:
                 done.set_result(None)
 
     def _speak(self, text: str, out: Path) -> None:
-        """One utterance with pyttsx3 (worker thread only)."""
-        import pyttsx3  # imported here: loading libespeak-ng is the worker's business
-
-        if self._engine is None:
-            engine = pyttsx3.init()
-            engine.setProperty("rate", self.rate_wpm)
-            if self.voice:
-                engine.setProperty("voice", self.voice)
-            self._engine = engine
-        outcome: list[bool] = []
-        finished = threading.Event()
-
-        def on_end(name: str, completed: bool) -> None:
-            outcome.append(completed)
-            finished.set()
-
-        token = self._engine.connect("finished-utterance", on_end)
+        """One utterance in the pyttsx3 process (worker thread only)."""
+        conn = self._ensure_child()
         try:
-            self._engine.save_to_file(text, str(out))
-            self._engine.runAndWait()
-            if not finished.wait(self.pyttsx3_timeout):
-                raise TtsError("pyttsx3 sent no finished-utterance event")
+            conn.send((text, str(out), self.pyttsx3_timeout))
+            if not conn.poll(self.pyttsx3_timeout):
+                self._stop_child()
+                raise TtsError(
+                    f"pyttsx3 did not finish within {self.pyttsx3_timeout} s (its process was"
+                    " stopped; the next prompt starts another)"
+                )
+            reply = conn.recv()
+        except (EOFError, OSError):
+            code = self._stop_child()
+            raise TtsError(f"the pyttsx3 process died ({_exit_text(code)})") from None
+        if reply is not None:
+            raise TtsError(str(reply))
+
+    def _ensure_child(self) -> Connection:
+        if self._conn is not None and self._child is not None and self._child.poll() is None:
+            return self._conn
+        self._stop_child()
+        ours, theirs = socket.socketpair()
+        try:
+            args = [sys.executable, "-m", "media.prompts.tts_child", str(theirs.fileno())]
+            args += [self.voice or "", str(self.rate_wpm)]
+            child = subprocess.Popen(
+                args, pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, start_new_session=True
+            )
+        except OSError as exc:
+            ours.close()
+            raise TtsError(f"cannot start the pyttsx3 process: {exc}") from None
         finally:
-            self._engine.disconnect(token)
-        # The driver writes the file, then reports completed=True; back to back it
-        # may also report a stale completed=False (its stop flag from the previous
-        # loop), before or after. The output file, new for every attempt, decides.
-        deadline = time.monotonic() + WRITE_GRACE
-        while not wav_complete(out):
-            if time.monotonic() > deadline:
-                what = "wrote no complete WAV" if any(outcome) else "did not complete"
-                raise TtsError(f"pyttsx3 {what} for {text[:40]!r}")
-            time.sleep(0.01)
+            theirs.close()
+        with contextlib.suppress(OSError):  # already gone: the first request says so
+            own = os.getpriority(os.PRIO_PROCESS, 0)
+            os.setpriority(os.PRIO_PROCESS, child.pid, min(19, own + TTS_NICE))
+        self._child, self._conn = child, Connection(ours.detach())
+        self.child_starts += 1
+        return self._conn
+
+    def _stop_child(self) -> int | None:
+        """End the pyttsx3 process (closing its socket ends it; a kill if it
+        does not go); its exit code, None if there was none."""
+        conn, child = self._conn, self._child
+        self._conn = self._child = None
+        if conn is not None:
+            conn.close()
+        if child is None:
+            return None
+        try:
+            return child.wait(timeout=1.0)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            return child.wait()
+
+
+def _exit_text(code: int | None) -> str:
+    if code is None:
+        return "no exit status"
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return f"killed by {signal.Signals(-code).name}"
+        return f"killed by signal {-code}"
+    return f"exit code {code}"
