@@ -43,3 +43,12 @@ def test_pacer_collects_cycles_from_the_clock_hook() -> None:
     assert pacer.collections[2] == 0
     assert collected >= 50 * 20 * 0.9  # the cycles were freed by the pacer's collections
     assert all(s >= 0 for s in pacer.seconds)
+
+
+def test_the_default_policy_has_no_middle_collections() -> None:
+    """Middle collections froze the media clock for 2-16 ms at 300 calls and freed
+    nothing (engine/gcpacer.py): by default only young and full ones run."""
+    policy = GcPolicy()
+    assert plan((policy.young_limit, 1_000, 0), 1, policy) == 0
+    assert plan((policy.young_limit, 2, 0), 1, policy) == 0
+    assert plan((0, 0, 0), policy.full_every_ticks, policy) == 2
