@@ -23,8 +23,10 @@ with ``-l LEVEL``, ``-r LEVEL/ramp`` (LEVEL calls up within ``--ramp`` s) and
 * peak concurrent calls (SIPp's CurrentCall, sampled every second), failed calls;
 * digits detected by the answering side (one "1" per successful call expected);
 * the answering side's outgoing RTP: captured with dumpcap (destination = SIPp's
-  media ports) and analysed by bench/rtp_jitter.py: send jitter p50/p99 (deviation
-  from the ideal schedule, see there), drift-free IPDV p99, clock drift, loss;
+  media ports) and analysed by bench/rtp_jitter.py: send jitter as RFC 5481 PDV
+  p50/p99 (how late each packet went out behind its stream's least late packet;
+  the target's figure), the deviation from a first-packet schedule p99, drift-free
+  IPDV p99, clock drift, loss (definitions there);
 * the answering process's CPU (utime+stime of it, its threads and its child
   processes from /proc, sampled every second; 100 % = one core): mean over the
   run and the highest one-second sample;
@@ -477,6 +479,11 @@ class LevelResult:
     streams: int = 0
     rtp_packets: int = 0
     rtp_lost: int = 0
+    #: RFC 5481 PDV of its outgoing RTP (bench/rtp_jitter.py): the target's figure.
+    pdv_p50_ms: float | None = None
+    pdv_p99_ms: float | None = None
+    pdv_max_ms: float | None = None
+    #: Deviation from a schedule set by each stream's first packet (the older figure).
     jitter_p50_ms: float | None = None
     jitter_p99_ms: float | None = None
     jitter_max_ms: float | None = None
@@ -631,6 +638,8 @@ def run_level(
     res.jitter_p50_ms, res.jitter_p99_ms = summary.p50_ms, summary.p99_ms
     res.jitter_max_ms, res.ipdv_p99_ms = summary.max_ms, summary.ipdv_p99_ms
     res.drift_ms_per_s = summary.drift_ms_per_s
+    res.pdv_p50_ms, res.pdv_p99_ms = summary.pdv_p50_ms, summary.pdv_p99_ms
+    res.pdv_max_ms = summary.pdv_max_ms
     notes = []
     if res.void:
         notes.append(f"VOID: SIPp WatchdogMajor={res.watchdog_major}")
@@ -664,7 +673,7 @@ def _causes(c: dict[str, float] | None) -> str:
 
 HEADER = (
     f"{'level':>5} {'calls':>5} {'ok':>5} {'fail':>4} {'peak':>5} {'own':>5} {'digits':>6} "
-    f"{'jit50':>7} {'jit99':>7} {'ipdv99':>7} {'drift':>6} {'lost':>5} {'cpu%':>6} "
+    f"{'pdv50':>6} {'pdv99':>6} {'dev99':>6} {'ipdv99':>6} {'drift':>5} {'lost':>4} {'cpu%':>5} "
     f"{'cpu%max':>7} {'tick>5':>6} {'late b/q/o':>11} {'sipp%':>5} {'host%':>5} {'steal':>5} "
     f"{'wdog':>4} {'load':>5}  note"
 )
@@ -675,9 +684,10 @@ def format_row(r: LevelResult) -> str:
     return (
         f"{r.level:>5} {r.calls:>5} {r.successful:>5} {r.failed:>4} {r.peak_sipp:>5} "
         f"{_f(r.peak_answerer, '{:.0f}'):>5} {_f(r.digits, '{:.0f}'):>6} "
-        f"{_f(r.jitter_p50_ms, '{:.2f}'):>7} {_f(r.jitter_p99_ms, '{:.2f}'):>7} "
-        f"{_f(r.ipdv_p99_ms, '{:.2f}'):>7} {_f(r.drift_ms_per_s, '{:.1f}'):>6} "
-        f"{r.rtp_lost:>5} {_f(r.cpu_mean):>6} {_f(r.cpu_peak):>7} "
+        f"{_f(r.pdv_p50_ms, '{:.2f}'):>6} {_f(r.pdv_p99_ms, '{:.2f}'):>6} "
+        f"{_f(r.jitter_p99_ms, '{:.2f}'):>6} "
+        f"{_f(r.ipdv_p99_ms, '{:.2f}'):>6} {_f(r.drift_ms_per_s, '{:.1f}'):>5} "
+        f"{r.rtp_lost:>4} {_f(r.cpu_mean):>5} {_f(r.cpu_peak):>7} "
         f"{_f(r.late_ticks_pct, '{:.2f}'):>6} {_causes(r.late_causes):>11} "
         f"{_f(r.sipp_cpu, '{:.0f}'):>5} "
         f"{_f(r.host_busy, '{:.0f}'):>5} {_f(r.host_steal):>5} {r.watchdog_major:>4} "
@@ -695,8 +705,11 @@ def print_table(title: str, rows: list[LevelResult]) -> None:
     print(
         "  peak = SIPp CurrentCall max (1 s samples); own = answering side's own peak;"
         " digits = RFC 4733 digits it detected (1 per ok call expected);\n"
-        "  jit50/jit99 = its RTP send deviation from the ideal schedule (ms);"
-        " ipdv99 = consecutive-packet delay variation p99 (ms);\n"
+        "  pdv50/pdv99 = its outgoing RTP's packet delay variation (RFC 5481: how late each"
+        " packet went out behind its stream's least late one; ms): the target's send jitter;\n"
+        "  dev99 = p99 deviation from a schedule set by each stream's first packet (a late"
+        " first packet counts once per packet of its call); ipdv99 = consecutive-packet"
+        " delay variation p99 (ms);\n"
         "  drift = ms of lateness gained per second; lost = RTP packets missing;"
         " cpu% = answering process tree (100 = one core);\n"
         "  tick>5 = % of the engine's media clock ticks that fired more than 5 ms late;\n"

@@ -19,12 +19,23 @@ Definitions, per stream (key: source address, source port, destination port, SSR
   payload type 101; ``lost`` = expected - distinct audio sequence numbers.
 * ptime: the median RTP timestamp step between consecutive audio packets
   (sequence step 1) divided by 8000 (G.711 clock).
-* send jitter: for every audio packet, ``capture_time - ideal`` where
+* send deviation (from the first packet): for every audio packet,
+  ``capture_time - ideal`` where
   ``ideal = first_time + (timestamp - first_timestamp) / 8000``, i.e. the
-  first packet's time plus n * ptime for the n-th packet (the timestamp
-  gives n even across silence gaps or sequence numbers used by events).
+  first packet's time plus n * ptime for the n-th packet (the timestamp gives
+  n even across silence gaps or sequence numbers used by events).
   Reported as absolute values in ms; a sender that drifts late
   accumulates it, which is what a receiver's jitter buffer has to absorb.
+* PDV (RFC 5481 packet delay variation, the figure the media target is judged
+  on): the same offset ``capture_time - ideal`` taken relative to the stream's
+  *least late* packet instead of its first one, in ms (0 for the best packet,
+  never negative). A clock-driven sender never sends ahead of its schedule, so
+  the least late packet marks the schedule and every other packet's PDV is how
+  late it went out; a jitter buffer must be this deep. The first-packet
+  reference above counts one late *first* packet once per packet of the call
+  (every later packet looks early by that much): in bench/media_load.py's
+  300-call levels 2-4 of ~600 streams started inside a stall and made up to
+  ~1,800 of the ~2,700 packets that decide the p99.
 * drift: least-squares slope of (capture_time - ideal) over the ideal time,
   in ms per second (0 for a sender whose clock keeps pace with its timestamps).
 * IPDV (short-term jitter, drift-free): ``|dt - dts / 8000|`` between
@@ -153,6 +164,7 @@ class StreamStats:
     drift_ms_per_s: float | None
     deviations_ms: tuple[float, ...] = field(repr=False)
     ipdv_ms: tuple[float, ...] = field(default=(), repr=False)
+    pdv_ms: tuple[float, ...] = field(default=(), repr=False)
 
     @property
     def loss_fraction(self) -> float:
@@ -183,6 +195,7 @@ def _stream_stats(key: StreamKey, rows: list[RtpRow], clock_rate: int) -> Stream
 
     deviations: list[float] = []
     ipdv: list[float] = []
+    pdv: list[float] = []
     ptime_ms: float | None = None
     drift: float | None = None
     if audio:
@@ -207,6 +220,8 @@ def _stream_stats(key: StreamKey, rows: list[RtpRow], clock_rate: int) -> Stream
             xs.append(ideal)
             ys.append(r.time - t0 - ideal)
             deviations.append(abs(r.time - t0 - ideal) * 1000.0)
+        best = min(ys)
+        pdv = [(y - best) * 1000.0 for y in ys]
         drift = _slope(xs, ys)
         if drift is not None:
             drift *= 1000.0
@@ -231,6 +246,7 @@ def _stream_stats(key: StreamKey, rows: list[RtpRow], clock_rate: int) -> Stream
         drift_ms_per_s=drift,
         deviations_ms=tuple(deviations),
         ipdv_ms=tuple(ipdv),
+        pdv_ms=tuple(pdv),
     )
 
 
@@ -284,6 +300,9 @@ class JitterSummary:
     ipdv_p50_ms: float | None = None
     ipdv_p99_ms: float | None = None
     drift_ms_per_s: float | None = None
+    pdv_p50_ms: float | None = None
+    pdv_p99_ms: float | None = None
+    pdv_max_ms: float | None = None
 
     @property
     def loss_fraction(self) -> float:
@@ -298,7 +317,8 @@ class JitterSummary:
 
         return (
             f"streams={self.streams} packets={self.packets} lost={self.lost}/{self.expected} "
-            f"ptime={f(self.ptime_ms)}ms send-jitter p50={f(self.p50_ms)} "
+            f"ptime={f(self.ptime_ms)}ms pdv p50={f(self.pdv_p50_ms)} p99={f(self.pdv_p99_ms)} "
+            f"max={f(self.pdv_max_ms)} ms; from-first p50={f(self.p50_ms)} "
             f"p99={f(self.p99_ms)} max={f(self.max_ms)} ms; ipdv p50={f(self.ipdv_p50_ms)} "
             f"p99={f(self.ipdv_p99_ms)} ms; drift={f(self.drift_ms_per_s)} ms/s"
         )
@@ -326,6 +346,7 @@ def summarize(
     ]
     devs = [d for s in chosen for d in s.deviations_ms]
     ipdv = [d for s in chosen for d in s.ipdv_ms]
+    pdv = [d for s in chosen for d in s.pdv_ms]
     ptimes = [s.ptime_ms for s in chosen if s.ptime_ms is not None]
     drifts = [s.drift_ms_per_s for s in chosen if s.drift_ms_per_s is not None]
     return JitterSummary(
@@ -341,6 +362,9 @@ def summarize(
         ipdv_p50_ms=percentile(ipdv, 50) if ipdv else None,
         ipdv_p99_ms=percentile(ipdv, 99) if ipdv else None,
         drift_ms_per_s=statistics.median(drifts) if drifts else None,
+        pdv_p50_ms=percentile(pdv, 50) if pdv else None,
+        pdv_p99_ms=percentile(pdv, 99) if pdv else None,
+        pdv_max_ms=max(pdv) if pdv else None,
     )
 
 
@@ -358,17 +382,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     streams = analyze_streams(parse_tshark_fields(sys.stdin.read()))
     print(
         f"{'src':>15} {'sport':>6} {'dport':>6} {'ssrc':>10} {'pkts':>6} {'lost':>5} "
-        f"{'ptime':>6} {'maxdev':>8} {'drift':>7}"
+        f"{'ptime':>6} {'maxpdv':>8} {'maxdev':>8} {'drift':>7}"
     )
     for s in streams:
         if not (_in(s.sport, args.sport) and _in(s.dport, args.dport)):
             continue
         ptime = "-" if s.ptime_ms is None else f"{s.ptime_ms:.0f}"
         mx = "-" if s.max_deviation_ms is None else f"{s.max_deviation_ms:.2f}"
+        mp = f"{max(s.pdv_ms):.2f}" if s.pdv_ms else "-"
         dr = "-" if s.drift_ms_per_s is None else f"{s.drift_ms_per_s:.2f}"
         print(
             f"{s.src:>15} {s.sport:>6} {s.dport:>6} {s.ssrc:>10} {s.packets:>6} "
-            f"{s.lost:>5} {ptime:>6} {mx:>8} {dr:>7}"
+            f"{s.lost:>5} {ptime:>6} {mp:>8} {mx:>8} {dr:>7}"
         )
     print(summarize(streams, args.sport, args.dport).line())
     return 0

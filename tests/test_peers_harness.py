@@ -91,12 +91,36 @@ def test_one_late_packet_shows_its_delay() -> None:
     assert summary.p50_ms == pytest.approx(0.0, abs=1e-6)
 
 
+def test_pdv_counts_a_late_first_packet_once() -> None:
+    # The first packet went out 7 ms late, every later one on its schedule.
+    [s] = analyze_streams(_stream(100, late={0: 0.007}))
+    assert sorted(s.pdv_ms)[-1] == pytest.approx(7.0, abs=1e-6)
+    assert sorted(s.pdv_ms)[-2] == pytest.approx(0.0, abs=1e-6)
+    assert min(s.pdv_ms) == pytest.approx(0.0, abs=1e-6)
+    # Measured from the first packet, all 99 later ones look 7 ms early.
+    assert sum(1 for d in s.deviations_ms if d > 6.9) == 99
+    summary = summarize([s])
+    assert summary.pdv_max_ms == pytest.approx(7.0, abs=1e-6)
+    assert summary.pdv_p99_ms is not None and summary.pdv_p99_ms < 0.1
+    assert summary.p99_ms == pytest.approx(7.0, abs=1e-6)
+
+
+def test_pdv_is_lateness_behind_the_least_late_packet() -> None:
+    late = {i: 0.002 for i in range(100)}  # a constant offset is no variation
+    late[30] = 0.009
+    late[31] = 0.005
+    [s] = analyze_streams(_stream(100, late=late))
+    assert sorted(s.pdv_ms)[-2:] == [pytest.approx(3.0, abs=1e-6), pytest.approx(7.0, abs=1e-6)]
+    assert sum(1 for d in s.pdv_ms if d > 1e-6) == 2
+
+
 def test_drifting_sender_accumulates_deviation() -> None:
     # Every packet 21 ms apart while timestamps say 20 ms: 1 ms more each packet.
     [s] = analyze_streams(_stream(101, ptime=0.020, late={i: 0.001 * i for i in range(101)}))
     assert max(s.deviations_ms) == pytest.approx(100.0, abs=1e-6)
     assert s.drift_ms_per_s == pytest.approx(50.0, rel=1e-6)  # 1 ms per 20 ms
     assert max(s.ipdv_ms) == pytest.approx(1.0, abs=1e-6)
+    assert max(s.pdv_ms) == pytest.approx(100.0, abs=1e-6)  # drift is delay variation too
 
 
 def test_loss_is_counted_from_sequence_gaps() -> None:
