@@ -8,6 +8,7 @@ import signal
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from media.prompts.tts import TtsRenderer
 
@@ -151,3 +152,30 @@ async def test_close_ends_the_pyttsx3_process(tmp_path: Path) -> None:
     assert child is not None and child.poll() is None
     tts.close()
     assert child.poll() == 0  # it saw its socket close and exited by itself
+
+
+async def test_a_pyttsx3_that_cannot_load_is_reported_and_not_restarted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A host whose pyttsx3 cannot load (here shadowed by a package whose import
+    fails as a missing libespeak-ng would) gets every prompt from the espeak-ng
+    command, the reason in fallback_errors, and one pyttsx3 process, not one
+    per prompt."""
+    shadow = tmp_path / "shadow" / "pyttsx3"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text(
+        'raise ImportError("libespeak-ng.so.1: cannot open shared object file")\n'
+    )
+    monkeypatch.setenv("PYTHONPATH", str(shadow.parent))  # the child inherits it
+    tts = TtsRenderer(tmp_path / "cache")
+    try:
+        for text in ("Hello.", "Goodbye."):
+            audio = await tts.render(text)
+            assert 0.2 < len(audio) / 8000 < 3.0
+        assert tts.fallbacks == 2 and tts.child_starts == 1
+        assert all(
+            "pyttsx3 could not start: ImportError: libespeak-ng.so.1" in e
+            for e in tts.fallback_errors
+        ), list(tts.fallback_errors)
+    finally:
+        tts.close()

@@ -48,7 +48,7 @@ import structlog
 
 from media.prompts.audio import AudioError, load_audio, wav_complete
 
-__all__ = ["TtsError", "TtsRenderer", "wav_complete"]
+__all__ = ["TtsError", "TtsRenderer"]
 
 log = structlog.get_logger("media.prompts.tts")
 

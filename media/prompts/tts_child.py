@@ -3,17 +3,19 @@
 pyttsx3 drives libespeak-ng through ctypes inside whatever process imports
 it, so a fault in that C code ends the process. In the engine that was every
 live call: under ``bench/media_load.py`` the engine died of a SIGSEGV in
-libc's ``memcpy`` on its pyttsx3 thread (the driver copies each audio block
-espeak hands its callback with ``ctypes.string_at``) while flows' prompts
-were being rendered. So pyttsx3 runs here, in a child process of its own;
+libc's ``memcpy`` on one of its threads while pyttsx3 was rendering the
+flows' prompts (its espeak driver copies each audio block espeak hands its
+callback with ``ctypes.string_at``; the crash did not recur in 400 renders).
+So pyttsx3 runs here, in a child process of its own;
 the renderer restarts it when it dies and the ``espeak-ng`` command renders
 that prompt meanwhile.
 
 Run as ``python -m media.prompts.tts_child FD VOICE RATE``: ``FD`` is the
 child's end of a socket pair, read with :class:`multiprocessing.connection.Connection`
 (pickled messages). Each request is ``(text, path, timeout)``; the answer is
-None when ``path`` holds a complete WAV, else the error text. The child exits
-when the engine's end closes (a kill -9 of the engine included).
+None when ``path`` holds a complete WAV, else the error text (also when
+pyttsx3 could not be loaded: every request gets that reason). The child
+exits when the engine's end closes (a kill -9 of the engine included).
 """
 
 from __future__ import annotations
@@ -67,23 +69,28 @@ def speak(engine: Any, text: str, out: str, timeout: float) -> None:
 
 def serve(conn: Connection, voice: str, rate: int) -> None:
     """Answer requests on ``conn`` until it closes."""
-    import pyttsx3
+    engine: Any = None
+    broken: str | None = None
+    try:
+        import pyttsx3
 
-    engine = pyttsx3.init()
-    engine.setProperty("rate", rate)
-    if voice:
-        engine.setProperty("voice", voice)
+        engine = pyttsx3.init()
+        engine.setProperty("rate", rate)
+        if voice:
+            engine.setProperty("voice", voice)
+    except Exception as exc:  # answered to every request: the renderer logs it and falls back
+        broken = f"pyttsx3 could not start: {type(exc).__name__}: {exc}"
     while True:
         try:
             text, out, timeout = conn.recv()
         except (EOFError, OSError):
             return
-        try:
-            speak(engine, text, out, timeout)
-        except Exception as exc:
-            reply: str | None = f"{type(exc).__name__}: {exc}"
-        else:
-            reply = None
+        reply: str | None = broken
+        if reply is None:
+            try:
+                speak(engine, text, out, timeout)
+            except Exception as exc:
+                reply = f"{type(exc).__name__}: {exc}"
         try:
             conn.send(reply)
         except OSError:
@@ -95,7 +102,8 @@ def main(argv: list[str]) -> int:
     if len(argv) != 3:
         print("usage: python -m media.prompts.tts_child FD VOICE RATE", file=sys.stderr)
         return 2
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the group: the engine stops us
+    # Its own session (the renderer starts it so): only the engine ends it, by closing the socket.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # pyttsx3's espeak driver prints a line per saved file; the engine's output is its log.
     sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (for the life of the process)
     serve(Connection(int(argv[0])), argv[1], int(argv[2]))
