@@ -483,6 +483,9 @@ class LevelResult:
     pdv_p50_ms: float | None = None
     pdv_p99_ms: float | None = None
     pdv_max_ms: float | None = None
+    #: PDV of bench/canary.py's streams in the same level (the host's floor: see there).
+    canary_pdv_p50_ms: float | None = None
+    canary_pdv_p99_ms: float | None = None
     #: Deviation from a schedule set by each stream's first packet (the older figure).
     jitter_p50_ms: float | None = None
     jitter_p99_ms: float | None = None
@@ -580,7 +583,9 @@ def run_level(
     )
     sipp.prepare()
     media_high = sipp.media_port + MEDIA_PORT_STEP * calls + 3
+    canary_port = free_port("udp")
     cap = RtpCapture(
+        ports=[canary_port],
         port_ranges=[(sipp.media_port, media_high)],
         direction="dst",
         path=run_dir / "answerer-rtp.pcapng",
@@ -590,6 +595,7 @@ def run_level(
     ticks0 = target.tick_counts()
     causes0 = target.late_causes()
     cap.start()
+    canary = start_canary(canary_port, run_dir)
     cpu = CpuSampler(target.pid)
     cpu.start()
     host0 = host_cpu_times()
@@ -611,6 +617,7 @@ def run_level(
         host1 = host_cpu_times()
         res.host_busy = host_busy_percent(host0, host1)
         res.host_steal = host_steal_percent(host0, host1)
+        stop_process(canary)
         cstats = cap.stop()
     # Give the answering side a moment to account the last digits / BYEs.
     time.sleep(1.0)
@@ -633,13 +640,16 @@ def run_level(
     res.peak_answerer = max(active) if active else res.extra.get("pyvoip_peak_active")
     res.capture_dropped = cstats.dropped
     rows = cap.rows()
-    summary = summarize(analyze_streams(rows), dport_range=(sipp.media_port, media_high))
+    streams = analyze_streams(rows)
+    summary = summarize(streams, dport_range=(sipp.media_port, media_high))
     res.streams, res.rtp_packets, res.rtp_lost = summary.streams, summary.packets, summary.lost
     res.jitter_p50_ms, res.jitter_p99_ms = summary.p50_ms, summary.p99_ms
     res.jitter_max_ms, res.ipdv_p99_ms = summary.max_ms, summary.ipdv_p99_ms
     res.drift_ms_per_s = summary.drift_ms_per_s
     res.pdv_p50_ms, res.pdv_p99_ms = summary.pdv_p50_ms, summary.pdv_p99_ms
     res.pdv_max_ms = summary.pdv_max_ms
+    control = summarize(streams, dport_range=(canary_port, canary_port))
+    res.canary_pdv_p50_ms, res.canary_pdv_p99_ms = control.pdv_p50_ms, control.pdv_p99_ms
     notes = []
     if res.void:
         notes.append(f"VOID: SIPp WatchdogMajor={res.watchdog_major}")
@@ -658,6 +668,14 @@ def run_level(
     return res
 
 
+def start_canary(port: int, run_dir: Path) -> subprocess.Popen[bytes]:
+    """Start bench/canary.py at the answering side's priority, sending to ``port``."""
+    argv = [*NICE, sys.executable, str(ROOT / "bench" / "canary.py"), "--port", str(port)]
+    if REALTIME:
+        argv += ["--realtime", str(REALTIME[0])]
+    return start_process(argv, cwd=ROOT, stdout=run_dir / "canary.out", stderr=subprocess.STDOUT)
+
+
 # -- reporting ----------------------------------------------------------------------------
 
 
@@ -673,7 +691,8 @@ def _causes(c: dict[str, float] | None) -> str:
 
 HEADER = (
     f"{'level':>5} {'calls':>5} {'ok':>5} {'fail':>4} {'peak':>5} {'own':>5} {'digits':>6} "
-    f"{'pdv50':>6} {'pdv99':>6} {'dev99':>6} {'ipdv99':>6} {'drift':>5} {'lost':>4} {'cpu%':>5} "
+    f"{'pdv50':>6} {'pdv99':>6} {'ctl99':>6} {'dev99':>6} {'ipdv99':>6} {'drift':>5} "
+    f"{'lost':>4} {'cpu%':>5} "
     f"{'cpu%max':>7} {'tick>5':>6} {'late b/q/o':>11} {'sipp%':>5} {'host%':>5} {'steal':>5} "
     f"{'wdog':>4} {'load':>5}  note"
 )
@@ -685,6 +704,7 @@ def format_row(r: LevelResult) -> str:
         f"{r.level:>5} {r.calls:>5} {r.successful:>5} {r.failed:>4} {r.peak_sipp:>5} "
         f"{_f(r.peak_answerer, '{:.0f}'):>5} {_f(r.digits, '{:.0f}'):>6} "
         f"{_f(r.pdv_p50_ms, '{:.2f}'):>6} {_f(r.pdv_p99_ms, '{:.2f}'):>6} "
+        f"{_f(r.canary_pdv_p99_ms, '{:.2f}'):>6} "
         f"{_f(r.jitter_p99_ms, '{:.2f}'):>6} "
         f"{_f(r.ipdv_p99_ms, '{:.2f}'):>6} {_f(r.drift_ms_per_s, '{:.1f}'):>5} "
         f"{r.rtp_lost:>4} {_f(r.cpu_mean):>5} {_f(r.cpu_peak):>7} "
@@ -707,6 +727,8 @@ def print_table(title: str, rows: list[LevelResult]) -> None:
         " digits = RFC 4733 digits it detected (1 per ok call expected);\n"
         "  pdv50/pdv99 = its outgoing RTP's packet delay variation (RFC 5481: how late each"
         " packet went out behind its stream's least late one; ms): the target's send jitter;\n"
+        "  ctl99 = pdv99 of bench/canary.py, a sender of 4 streams that only sleeps and sends,"
+        " at the same priority in the same seconds: what the host alone did to any sender;\n"
         "  dev99 = p99 deviation from a schedule set by each stream's first packet (a late"
         " first packet counts once per packet of its call); ipdv99 = consecutive-packet"
         " delay variation p99 (ms);\n"

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from bench.canary import CanarySchedule
 from bench.rtp_jitter import (
     EVENT_PT,
     RtpRow,
@@ -542,3 +543,58 @@ def test_sipp_reaches_registered_pyvoip_through_kamailio(tmp_path: Path) -> None
     assert stats["stopped"] is True
     assert (stats["calls_offered"], stats["calls_answered"], stats["calls_ended"]) == (2, 2, 2)
     assert stats["digits"] == {"1": 2}  # uac_pcap sends RFC 4733 "1" once per call
+
+
+# -- the bench's control sender (bench/canary.py) ---------------------------------------------
+
+
+def test_canary_schedule_spreads_streams_over_the_period_and_numbers_them() -> None:
+    sched = CanarySchedule(start=100.0, streams=4, ptime=0.020)
+    dues, packets = [], []
+    for _ in range(8):
+        dues.append(round(sched.due() - 100.0, 6))
+        packets.append(sched.packet())
+    assert dues == [0.0, 0.005, 0.010, 0.015, 0.020, 0.025, 0.030, 0.035]
+    rows = []
+    for stream, data in packets:
+        assert len(data) == 12 + 160 and data[0] == 0x80
+        marker_pt, seq = data[1], int.from_bytes(data[2:4], "big")
+        ts, ssrc = int.from_bytes(data[4:8], "big"), int.from_bytes(data[8:12], "big")
+        rows.append((stream, marker_pt, seq, ts, ssrc - 0x5EED0000))
+    assert rows[:4] == [(k, 0x80 | 8, 0, 0, k) for k in range(4)]  # marker on each first packet
+    assert rows[4:] == [(k, 8, 1, 160, k) for k in range(4)]
+
+
+def test_canary_catches_up_short_lateness_and_skips_a_long_one() -> None:
+    sched = CanarySchedule(start=0.0, streams=4, ptime=0.020)
+    assert sched.catch_up(0.060) == 0  # three periods late: every packet still goes
+    assert sched.slot == 0
+    assert sched.catch_up(0.0651) == 3  # more: the schedule jumps three periods
+    assert sched.slot == 12 and sched.due() == pytest.approx(0.060)
+    _stream, data = sched.packet()
+    assert int.from_bytes(data[4:8], "big") == 3 * 160  # the timestamp jumps with it
+
+
+def test_canary_streams_are_captured_and_measured_like_rtp(tmp_path: Path) -> None:
+    port = free_udp_port()
+    cap = RtpCapture(ports=[port], path=tmp_path / "canary.pcapng")
+    cap.start()
+    try:
+        proc = start_process(
+            [sys.executable, "bench/canary.py", "--port", str(port), "--seconds", "0.6"],
+            cwd=Path(__file__).resolve().parent.parent,
+            stdout=tmp_path / "canary.out",
+            stderr=tmp_path / "canary.err",
+        )
+        assert proc.wait(timeout=30) == 0, (tmp_path / "canary.err").read_text()
+    finally:
+        stats = cap.stop()
+    assert stats.dropped == 0
+    sent = int((tmp_path / "canary.out").read_text().split()[1])
+    assert sent == 4 * 30  # 0.6 s of 20 ms slots, four streams
+    streams = analyze_streams(cap.rows())
+    assert len(streams) == 4
+    assert all(s.audio_packets == 30 and s.lost == 0 for s in streams)
+    assert all(s.ptime_ms == pytest.approx(20.0) for s in streams)
+    summary = summarize(streams, dport_range=(port, port))
+    assert summary.streams == 4 and summary.pdv_p99_ms is not None and summary.pdv_p99_ms >= 0
