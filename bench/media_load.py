@@ -213,6 +213,8 @@ NICE: list[str] = []
 #: --realtime N: the engine's media loop on SCHED_RR N (its own option); pyVoIP, which
 #: has none, runs under `chrt -r N` (all its threads), so both get the same treatment.
 REALTIME: list[int] = []
+NATIVE: list[bool] = []
+"""Non-empty: the engine runs its media loop from the mypyc build (``--native``)."""
 
 
 class Target(ABC):
@@ -310,6 +312,10 @@ class EngineTarget(Target):
             if b"--realtime" not in helptext.stdout:
                 raise SystemExit("engine target: this `ivr serve` has no --realtime option")
             argv += ["--realtime", str(REALTIME[0])]
+        if NATIVE:
+            if b"--native" not in helptext.stdout:
+                raise SystemExit("engine target: this `ivr serve` has no --native option")
+            argv += ["--native"]
         if b"--rtp-ports" in helptext.stdout:
             low = free_rtp_range(self.rtp_ports)
             argv += ["--rtp-ports", f"{low}-{low + self.rtp_ports - 1}"]
@@ -830,7 +836,20 @@ def main(argv: list[str] | None = None) -> int:
         help="real-time priority (SCHED_RR 1-99) of the answering side's media, as a PBX host"
         " runs it (asterisk -p): the engine's --realtime, `chrt -r` for pyVoIP; needs root",
     )
+    ap.add_argument(
+        "--native",
+        action="store_true",
+        help="the engine runs its media loop from the mypyc build (`make media-native`),"
+        " as `make run` does",
+    )
     args = ap.parse_args(argv)
+    if args.native:
+        from media import native
+
+        reason = native.BUILD.stale_reason()
+        if reason is not None:
+            raise SystemExit(f"media_load.py --native: {reason}: build it with `make media-native`")
+        NATIVE[:] = [True]
     if args.realtime:
         REALTIME[:] = [args.realtime]
     if args.nice:

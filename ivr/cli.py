@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import click
+import structlog
 
 from acd.cli import acd as acd_cli
 from engine.config import TRANSCRIBE_BACKENDS, EngineConfig, parse_hostport, parse_range
@@ -86,6 +87,12 @@ def cli(ctx: click.Context, log_level: str, json_logs: bool | None) -> None:
     help="Real-time priority (SCHED_RR 1-99) of the media loop, as a PBX runs its media"
     " (needs root or CAP_SYS_NICE; default 0 = off, or CALLCORE_REALTIME)",
 )
+@click.option(
+    "--native",
+    is_flag=True,
+    help="Run the media loop's hot path from its mypyc build (make media-native; about a"
+    " third less CPU); refused when its sources changed since the build",
+)
 def serve(
     sip: tuple[str, int] | None,
     http: tuple[str, int] | None,
@@ -97,6 +104,7 @@ def serve(
     transcribe_backend: str | None,
     transcribe_model: Path | None,
     realtime: int | None,
+    native: bool,
 ) -> None:
     """Start the engine in one asyncio process; Ctrl-C / SIGTERM hang up every call and exit.
 
@@ -104,6 +112,14 @@ def serve(
     recorded calls become text records in DATA/transcripts and land in the
     customer history.
     """
+    if native:
+        from media import native as compiled
+
+        try:
+            where = compiled.enable()
+        except compiled.NativeBuildError as exc:
+            raise click.ClickException(str(exc)) from None
+        structlog.get_logger("ivr.cli").info("media.native", build=str(where))
     from engine.app import run_engine
 
     try:

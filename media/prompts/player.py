@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +33,7 @@ class PlaybackFinished:
     """A queued item ended: played out (``interrupted=False``) or cut by
     :meth:`Player.interrupt` / :meth:`Player.clear` (``interrupted=True``)."""
 
-    tag: object
+    tag: Any  # not `object`: mypyc (media/native.py) looks the name up in this module
     interrupted: bool
 
 
@@ -108,7 +109,7 @@ class Prompt:
 class _Item:
     prompt: Prompt
     interruptible: bool
-    tag: object
+    tag: Any  # as above
     offset: int = 0
     """Samples already handed out."""
     length: int = 0

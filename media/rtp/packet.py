@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
-from typing import ClassVar
 
 __all__ = [
     "RTP_FIXED_HEADER",
@@ -78,8 +77,11 @@ class RtpPacket:
     """Header extension data (a multiple of 4 bytes)."""
     padding: int = 0
     """Number of padding bytes at the end, count byte included (0: no padding bit)."""
-    version: ClassVar[int] = 2
-    """Always 2; :meth:`parse` refuses anything else."""
+
+    @property
+    def version(self) -> int:  # a property, not a ClassVar: mypyc compiles this class
+        """Always 2; :meth:`parse` refuses anything else."""
+        return 2
 
     @classmethod
     def parse(cls, data: bytes) -> RtpPacket:
