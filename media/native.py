@@ -24,8 +24,6 @@ on them.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from native.mypyc import NativeBuild, NativeBuildError
 
 __all__ = ["MODULES", "NativeBuildError", "build", "default_dir", "enable", "enabled"]
@@ -52,27 +50,11 @@ BUILD = NativeBuild(
 )
 
 
-def default_dir() -> Path:
-    """The build directory: ``MEDIA_NATIVE_DIR`` when set, else ``build/media-native``."""
-    return BUILD.default_dir()
-
-
-def enabled() -> Path | None:
-    """The build directory in use, ``None`` when the media loop runs as pure Python."""
-    return BUILD.enabled()
-
-
-def enable(directory: Path | None = None) -> Path:
-    """Load :data:`MODULES` from the native build from now on (before anything
-    imports them); returns the build directory. :class:`NativeBuildError`
-    says how to rebuild a missing or stale build."""
-    return BUILD.enable(directory)
-
-
-def build(directory: Path | None = None, *, quiet: bool = False) -> Path:
-    """Compile :data:`MODULES` with mypyc into ``directory`` (default
-    ``build/media-native``), replacing what was there; returns the directory."""
-    return BUILD.build(directory, quiet=quiet)
+# the build's methods, as this module's API (as acd.native has it)
+default_dir = BUILD.default_dir
+enabled = BUILD.enabled
+enable = BUILD.enable
+build = BUILD.build
 
 
 def main(argv: list[str] | None = None) -> int:
