@@ -39,6 +39,7 @@ from engine.recording_storage import engine_storage
 from engine.recordingapi import add_admin_routes, add_recording_routes
 from engine.reload import FlowReload
 from ivr.versions import DB_NAME
+from media import native as media_native
 from media.call import Call
 from media.prompts.audio import load_audio
 from media.prompts.player import Prompt
@@ -346,6 +347,7 @@ class Engine:
             "sip": f"{self.sip.host}:{self.sip.port}",
             "media_streams": self.clock.members() if self.clock else 0,
             "media_scheduling": current_policy(),
+            "media_build": _media_build(),
             "transcription": self.transcription.status() if self.transcription else None,
         }
 
@@ -381,6 +383,12 @@ class Engine:
             await workers
         await self.sip.close()
         log.info("engine.stopped")
+
+
+def _media_build() -> str:
+    """``native: <build dir>`` when the media loop runs compiled (``--native``), else ``python``."""
+    where = media_native.enabled()
+    return "python" if where is None else f"native: {where}"
 
 
 def run_engine(config: EngineConfig) -> None:

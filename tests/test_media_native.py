@@ -13,13 +13,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 from media import native
+from tests.peers import start_process, stop_process, wait_until
+from tests.peers.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 # the media tests, then real SIPp calls (digit, capture correlation, CANCEL)
@@ -131,3 +135,32 @@ def test_serve_native_refuses_a_missing_build_and_says_how_to_build_it(tmp_path:
     assert run.returncode != 0
     assert "no native media build" in run.stderr and "make media-native" in run.stderr
     assert not (tmp_path / "data").exists()  # refused before the engine started
+
+
+def test_serve_native_runs_the_compiled_loop_and_says_so_in_health(
+    build_dir: Path, tmp_path: Path
+) -> None:
+    sip, http = free_port("both"), free_port("tcp")
+    argv = [sys.executable, "-m", "ivr", "serve", "--native", "--sip", f"127.0.0.1:{sip}"]
+    argv += ["--http", f"127.0.0.1:{http}", "--data", str(tmp_path / "data")]
+    argv += ["--flows", "flows/", "--transcribe-workers", "0"]
+    env = {**os.environ, "MEDIA_NATIVE_DIR": str(build_dir)}
+    proc = start_process(
+        argv, cwd=ROOT, stdout=tmp_path / "engine.log", stderr=subprocess.STDOUT, env=env
+    )
+    try:
+        health: dict[str, object] = {}
+
+        def healthy() -> bool:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{http}/health", timeout=2) as r:
+                    health.update(json.loads(r.read()))
+            except OSError:
+                return proc.poll() is not None
+            return health.get("status") == "ok"
+
+        assert wait_until(healthy, 60, 0.2), (tmp_path / "engine.log").read_text()[-2000:]
+        assert health["media_build"] == f"native: {build_dir}"
+    finally:
+        assert stop_process(proc, signal.SIGTERM, grace=20) == 0
+    assert '"event": "media.native"' in (tmp_path / "engine.log").read_text()
