@@ -589,7 +589,8 @@ def run_level(
     )
     sipp.prepare()
     media_high = sipp.media_port + MEDIA_PORT_STEP * calls + 3
-    canary_port = free_port("udp")
+    # not inside SIPp's media range: SIPp binds those ports as its calls start
+    canary_port = free_port("udp", avoid=[(sipp.media_port, media_high), (sipp.port, sipp.port)])
     cap = RtpCapture(
         ports=[canary_port],
         port_ranges=[(sipp.media_port, media_high)],

@@ -598,3 +598,16 @@ def test_canary_streams_are_captured_and_measured_like_rtp(tmp_path: Path) -> No
     assert all(s.ptime_ms == pytest.approx(20.0) for s in streams)
     summary = summarize(streams, dport_range=(port, port))
     assert summary.streams == 4 and summary.pdv_p99_ms is not None and summary.pdv_p99_ms >= 0
+
+
+def test_a_free_port_can_avoid_the_ranges_another_peer_will_bind() -> None:
+    from tests.peers.ports import HIGH, LOW
+
+    # the bench's control sender once drew a port inside SIPp's media range
+    # (thousands of ports at 300 calls), which SIPp then could not bind (rc 254)
+    middle = (LOW + HIGH) // 2
+    ranges = [(LOW, middle - 1), (middle + 50, HIGH)]
+    for _ in range(20):
+        assert middle <= free_port("udp", avoid=ranges) < middle + 50
+    with pytest.raises(RuntimeError, match=r"no free udp port found .* outside"):
+        free_port("udp", avoid=[(LOW, HIGH)])

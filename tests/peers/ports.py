@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import socket
+from collections.abc import Sequence
 from typing import Literal
 
 HOST = "127.0.0.1"
@@ -40,14 +41,28 @@ def _can_bind(port: int, kind: Kind) -> bool:
             s.close()
 
 
-def free_port(kind: Kind = "udp") -> int:
-    """A port on 127.0.0.1 free for ``kind`` ("udp", "tcp" or "both": a SIP listener)."""
+def free_port(kind: Kind = "udp", avoid: Sequence[tuple[int, int]] = ()) -> int:
+    """A port on 127.0.0.1 free for ``kind`` ("udp", "tcp" or "both": a SIP listener),
+    in none of the inclusive ranges ``avoid`` (ports another peer will bind later)."""
     rng = random.Random()
+    allowed = (
+        [port for port in range(LOW, HIGH) if not any(lo <= port <= hi for lo, hi in avoid)]
+        if avoid
+        else None
+    )
     for _ in range(_ATTEMPTS):
-        port = rng.randrange(LOW, HIGH)
+        if allowed is None:
+            port = rng.randrange(LOW, HIGH)
+        elif allowed:
+            port = rng.choice(allowed)
+        else:
+            break
         if _can_bind(port, kind):
             return port
-    raise RuntimeError(f"no free {kind} port found on {HOST} in {_ATTEMPTS} attempts")
+    raise RuntimeError(
+        f"no free {kind} port found on {HOST} in {_ATTEMPTS} attempts"
+        + (f" outside {list(avoid)}" if avoid else "")
+    )
 
 
 def free_udp_port() -> int:
