@@ -143,11 +143,13 @@ class RtpCapture:
             sock.close()
 
     def stop(self) -> CaptureStats:
-        """Stop dumpcap (SIGTERM: it flushes the file and reports drops)."""
+        """Stop dumpcap (SIGTERM: it flushes the file and reports drops) once it has
+        caught up: packets still in its kernel buffer at SIGTERM are never written."""
         if self.proc is None:
             raise RuntimeError("capture not started")
         if self.stats is not None:
             return self.stats
+        self._drain()
         stop_process(self.proc, signal.SIGTERM, grace=10.0)
         text = self._stderr()
         drops = _DROPS.search(text)
@@ -157,6 +159,24 @@ class RtpCapture:
             dropped=int(drops.group(2)) if drops else 0,
         )
         return self.stats
+
+    def _drain(self, timeout: float = 3.0, settle: float = 0.3) -> None:
+        """Send a last probe and wait until dumpcap's count has moved past it and
+        then held still for ``settle`` s (it reports as it writes, in order)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        before = self._count()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.sendto(_PROBE, (HOST, self._probe_port))
+        deadline = time.monotonic() + timeout
+        last, since = before, time.monotonic()
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+            count = self._count()
+            if count != last:
+                last, since = count, time.monotonic()
+            elif count > before and time.monotonic() - since >= settle:
+                return
 
     def rows(self, display_filter: str = "rtp", timeout: float = 300.0) -> list[RtpRow]:
         """RTP rows of the capture file (tshark with heuristic RTP on)."""
