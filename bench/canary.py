@@ -17,7 +17,8 @@ send one packet shows what the host alone does to any sender in those same
 seconds: when its p99 is near the engine's, the host set the figure; when
 it stays near zero, the lateness is the engine's own.
 
-It keeps the engine clock's rules (:mod:`media.rtp.clock`): deadlines are
+It keeps the engine clock's rules (:mod:`media.rtp.clock`, whose limit it
+imports): deadlines are
 absolute (``start + n * step``, no drift), a lateness up to three periods
 is caught up packet by packet, a longer one skips forward and jumps the RTP
 timestamps by the periods skipped. It is written by hand because it is a
@@ -30,16 +31,15 @@ import argparse
 import os
 import signal
 import socket
-import struct
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from media.rtp.clock import MAX_CATCH_UP_PERIODS
+from media.rtp.packet import rtp_header
+
 PAYLOAD_TYPE = 8
 """PCMA, as the engine answers uac_pcap."""
-MAX_CATCH_UP_PERIODS = 3
-"""As the engine's clock: a longer lateness skips forward instead of bursting."""
-_HEADER = struct.Struct("!BBHII")
 
 
 @dataclass(slots=True)
@@ -54,7 +54,6 @@ class CanarySchedule:
     streams: int = 4
     ptime: float = 0.020
     slot: int = 0
-    skipped_periods: int = 0
 
     @property
     def step(self) -> float:
@@ -76,21 +75,17 @@ class CanarySchedule:
             return 0
         periods = int(late / self.ptime)
         self.slot += periods * self.streams
-        self.skipped_periods += periods
         return periods
 
     def packet(self, ssrc_base: int = 0x5EED0000) -> tuple[int, bytes]:
         """(stream index, RTP packet) of the current slot; advances to the next slot."""
         n, stream = divmod(self.slot, self.streams)
-        header = _HEADER.pack(
-            0x80,
-            (0x80 if n == 0 else 0) | PAYLOAD_TYPE,
-            n & 0xFFFF,
-            (n * round(self.ptime * 8000)) & 0xFFFFFFFF,
-            ssrc_base + stream,
+        samples = round(self.ptime * 8000)
+        header = rtp_header(
+            PAYLOAD_TYPE, n == 0, n & 0xFFFF, (n * samples) & 0xFFFFFFFF, ssrc_base + stream
         )
         self.slot += 1
-        return stream, header + b"\xd5" * round(self.ptime * 8000)
+        return stream, header + b"\xd5" * samples
 
 
 def set_priority(realtime: int | None, nice: int | None) -> None:

@@ -45,18 +45,11 @@ def free_port(kind: Kind = "udp", avoid: Sequence[tuple[int, int]] = ()) -> int:
     """A port on 127.0.0.1 free for ``kind`` ("udp", "tcp" or "both": a SIP listener),
     in none of the inclusive ranges ``avoid`` (ports another peer will bind later)."""
     rng = random.Random()
-    allowed = (
-        [port for port in range(LOW, HIGH) if not any(lo <= port <= hi for lo, hi in avoid)]
-        if avoid
-        else None
-    )
-    for _ in range(_ATTEMPTS):
-        if allowed is None:
-            port = rng.randrange(LOW, HIGH)
-        elif allowed:
-            port = rng.choice(allowed)
-        else:
-            break
+    candidates: Sequence[int] = range(LOW, HIGH)
+    if avoid:
+        candidates = [p for p in candidates if not any(lo <= p <= hi for lo, hi in avoid)]
+    for _ in range(_ATTEMPTS if candidates else 0):
+        port = rng.choice(candidates)
         if _can_bind(port, kind):
             return port
     raise RuntimeError(
